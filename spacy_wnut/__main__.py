@@ -1,0 +1,86 @@
+"""Command line: `python -m spacy_wnut {fetch,convert,convert-hf} ...`. Thin: parses, calls the library."""
+import argparse
+import sys
+from typing import List, Optional
+
+from .conll import WNUT17_LABELS, InputError
+
+
+def _fetch(args: argparse.Namespace) -> None:
+    from .assets import fetch_wnut17
+
+    fetch_wnut17(args.dest, mirror=args.mirror)
+
+
+def _convert(args: argparse.Namespace) -> None:
+    from .convert import convert_conll, print_summary
+
+    labels = None if args.any_label else WNUT17_LABELS
+    summary = convert_conll(
+        args.input, args.output, n_sents=args.n_sents, labels=labels,
+        strict=args.strict, progress=not args.no_progress,
+    )
+    print_summary(summary)
+
+
+def _convert_hf(args: argparse.Namespace) -> None:
+    import datasets
+
+    from .convert import convert_hf_dataset, print_summary
+
+    dataset = datasets.load_dataset(args.dataset, args.config)
+    summaries = convert_hf_dataset(
+        dataset, args.output, n_sents=args.n_sents, tokens_column=args.tokens_column,
+        tags_column=args.tags_column, strict=args.strict, progress=not args.no_progress,
+    )
+    for summary in summaries.values():
+        print_summary(summary)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser, one sub-command per library entry point."""
+    parser = argparse.ArgumentParser(prog="python -m spacy_wnut", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    fetch = commands.add_parser("fetch", help="fetch the WNUT 17 files, checksums verified")
+    fetch.add_argument("dest", help="directory to put the files in")
+    fetch.add_argument("--mirror", default=None, help="local directory holding copies (used first)")
+    fetch.set_defaults(func=_fetch)
+
+    def add_common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--n-sents", type=int, default=1, help="sentences per doc (default 1)")
+        sub.add_argument("--strict", action="store_true", help="make repairs errors")
+        sub.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    convert = commands.add_parser("convert", help="WNUT-style CoNLL -> .spacy DocBin")
+    convert.add_argument("input", help="CoNLL file: TOKEN<TAB>TAG lines, IOB2")
+    convert.add_argument("output", help="output .spacy file")
+    convert.add_argument("--any-label", action="store_true",
+                         help="accept any entity type, not only WNUT 17's six")
+    add_common(convert)
+    convert.set_defaults(func=_convert)
+
+    convert_hf = commands.add_parser("convert-hf", help="HF token-classification dataset -> DocBins")
+    convert_hf.add_argument("dataset", help="hub name or local path for datasets.load_dataset")
+    convert_hf.add_argument("output", help="directory: one <split>.spacy per split")
+    convert_hf.add_argument("--config", default=None, help="dataset configuration name")
+    convert_hf.add_argument("--tokens-column", default="tokens")
+    convert_hf.add_argument("--tags-column", default="ner_tags")
+    add_common(convert_hf)
+    convert_hf.set_defaults(func=_convert_hf)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the CLI; returns the exit status (1 on bad input, with the place named)."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (InputError, FileNotFoundError, ValueError) as err:
+        print(f"✘ {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""The `wnut_ner` factory: a transformer subword tagger that sets `doc.ents`."""
+import os
+from collections import Counter
+from dataclasses import dataclass
+from itertools import islice
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy
+from spacy import util
+from spacy.errors import Errors
+from spacy.language import Language
+from spacy.pipeline.trainable_pipe import TrainablePipe
+from spacy.scorer import get_ner_prf
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.types import Floats2d
+
+from .align import AGGREGATIONS, PROJECTIONS, TokenRows, aggregate, project_gold
+from .decode import EntitySpans, TagScheme, tags_to_spans, viterbi
+from .model import SubwordScores
+
+DEFAULT_MODEL_STR = """
+[model]
+@architectures = "spacy_wnut.SubwordTagger.v1"
+dropout = 0.1
+
+[model.transformer]
+@architectures = "spacy-transformers.TransformerModel.v3"
+name = "distilbert/distilbert-base-uncased"
+tokenizer_config = {"use_fast": true}
+transformer_config = {}
+mixed_precision = false
+grad_scaler_config = {}
+
+[model.transformer.get_spans]
+@span_getters = "spacy_wnut.strided_spans.v1"
+window = 128
+stride = 96
+"""
+DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_STR)["model"]
+
+# Decoding prior for a token with no subword (whitespace, characters the
+# tokenizer drops): it may continue an entity across itself, never start one.
+_NO_ROWS_LOG_PROB = {"O": 0.0, "I": numpy.log(0.5), "B": -1e4}
+
+
+@Language.factory(
+    "wnut_ner",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "aggregation": "first",
+        "label_projection": "first",
+        "overwrite_ents": False,
+        "spans_key": None,
+        "store_trf_data": False,
+        "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+    },
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)
+def make_wnut_ner(
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], SubwordScores],
+    aggregation: str,
+    label_projection: str,
+    overwrite_ents: bool,
+    spans_key: Optional[str],
+    store_trf_data: bool,
+    scorer: Optional[Callable],
+) -> "SubwordNER":
+    """Create a transformer subword tagger that sets `doc.ents`.
+
+    aggregation (str): subword scores -> token scores: "first", "average" or "max".
+    label_projection (str): gold tags on "first" subword only (HF recipe) or "all".
+    overwrite_ents (bool): replace entities set by earlier components, or keep them
+        and add only predictions that do not overlap them.
+    spans_key (Optional[str]): also write `doc.spans[spans_key]` with
+        `attrs["scores"]` (mean token probability per entity).
+    store_trf_data (bool): keep the transformer output on `doc._.trf_data`.
+    """
+    return SubwordNER(
+        nlp.vocab, model, name, aggregation=aggregation, label_projection=label_projection,
+        overwrite_ents=overwrite_ents, spans_key=spans_key, store_trf_data=store_trf_data,
+        scorer=scorer,
+    )
+
+
+@dataclass
+class TaggedBatch:
+    """Decoded predictions for a batch: entity spans over the concatenated docs."""
+
+    doc_lengths: numpy.ndarray
+    entities: EntitySpans
+    trf_batch: object = None
+
+
+class SubwordNER(TrainablePipe):
+    """Named entities from a transformer that predicts on subwords.
+
+    Subword scores are aggregated onto spaCy tokens by character-offset
+    alignment, decoded into valid BIO with constrained Viterbi and written
+    as `doc.ents`.
+    """
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "wnut_ner",
+        *,
+        aggregation: str = "first",
+        label_projection: str = "first",
+        overwrite_ents: bool = False,
+        spans_key: Optional[str] = None,
+        store_trf_data: bool = False,
+        scorer: Optional[Callable] = get_ner_prf,
+    ) -> None:
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"[{name}] aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+        if label_projection not in PROJECTIONS:
+            raise ValueError(
+                f"[{name}] label_projection must be one of {PROJECTIONS}, got {label_projection!r}"
+            )
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg: Dict = {
+            "labels": [],
+            "aggregation": aggregation,
+            "label_projection": label_projection,
+            "overwrite_ents": overwrite_ents,
+            "spans_key": spans_key,
+            "store_trf_data": store_trf_data,
+        }
+        self.alignment_stats: Counter = Counter()
+        if store_trf_data:
+            from spacy_transformers.pipeline_component import install_extensions
+
+            install_extensions()
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        """The entity labels (without BIO prefixes)."""
+        return tuple(self.cfg["labels"])
+
+    @property
+    def label_data(self) -> List[str]:
+        """The labels, as `spacy init labels` stores them."""
+        return list(self.labels)
+
+    @property
+    def scheme(self) -> TagScheme:
+        return TagScheme(self.labels)
+
+    def add_label(self, label: str) -> int:
+        """Add an entity label before initialization; 0 if it was there already."""
+        if not isinstance(label, str):
+            raise ValueError(Errors.E187)
+        if label in self.labels:
+            return 0
+        if self.model.has_dim("nO") and self.model.get_ref("output_layer").has_param("W"):
+            raise ValueError(Errors.E922.format(name=self.name, nO=self.model.get_dim("nO")))
+        self.cfg["labels"].append(label)
+        self.vocab.strings.add(label)
+        return 1
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Read labels from the examples (or take `labels`) and load the transformer."""
+        validate_get_examples(get_examples, "SubwordNER.initialize")
+        util.check_lexeme_norms(self.vocab, "wnut_ner")
+        if labels is not None:
+            for label in labels:
+                self.add_label(label)
+        else:
+            for example in get_examples():
+                for ent in example.reference.ents:
+                    self.add_label(ent.label_)
+        self._require_labels()
+        doc_sample = [eg.predicted for eg in islice(get_examples(), 10)]
+        self.model.set_dim("nO", self.scheme.n_tags, force=True)
+        self.model.initialize(X=doc_sample)
+
+    def predict(self, docs: Iterable[Doc]) -> TaggedBatch:
+        """Decode entities for a batch of docs; does not touch the docs."""
+        docs = list(docs)
+        lengths = numpy.array([len(doc) for doc in docs], dtype="i")
+        if not lengths.sum():
+            empty = numpy.zeros((0,), dtype="i")
+            return TaggedBatch(lengths, EntitySpans(empty, empty, empty, empty.astype("f")))
+        _guard_forked_torch()
+        output = self.model.predict(docs)
+        return self.decode(output)
+
+    def token_probs(self, output: SubwordScores) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        """Per-token tag probabilities (aggregated subword softmax) and which tokens had subwords."""
+        probs = _softmax(self.model.ops.to_numpy(output.scores))
+        pairs = TokenRows.from_ragged(output.align)
+        return aggregate(probs, pairs, self.cfg["aggregation"], output.window_length)
+
+    def decode(self, output: SubwordScores) -> TaggedBatch:
+        """Subword scores -> token probabilities -> constrained Viterbi -> entity spans."""
+        scheme = self.scheme
+        token_probs, has_rows = self.token_probs(output)
+        self.alignment_stats["tokens_without_subwords"] += int((~has_rows).sum())
+        log_probs = numpy.log(numpy.maximum(token_probs, 1e-12))
+        log_probs[~has_rows] = _no_rows_prior(scheme)
+        tags = viterbi(log_probs, output.doc_lengths, scheme.allowed_transitions())
+        token_scores = numpy.take_along_axis(token_probs, tags[:, None], axis=1)[:, 0]
+        entities = tags_to_spans(tags, token_scores)
+        trf_batch = output.trf_batch if self.cfg["store_trf_data"] else None
+        return TaggedBatch(output.doc_lengths, entities, trf_batch)
+
+    def set_annotations(self, docs: Iterable[Doc], batch: TaggedBatch) -> None:
+        """Write the decoded entities to `doc.ents` (and `doc.spans[spans_key]`)."""
+        docs = list(docs)
+        offsets = numpy.concatenate([[0], numpy.cumsum(batch.doc_lengths)])
+        ents = batch.entities
+        doc_of_ent = numpy.searchsorted(offsets, ents.starts, side="right") - 1
+        bounds = numpy.searchsorted(doc_of_ent, numpy.arange(len(docs) + 1))
+        labels = self.labels
+        key = self.cfg["spans_key"]
+        for i, doc in enumerate(docs):
+            lo, hi = bounds[i], bounds[i + 1]
+            base = offsets[i]
+            spans = [
+                Span(doc, int(s - base), int(e - base), label=labels[l])
+                for s, e, l in zip(ents.starts[lo:hi], ents.ends[lo:hi], ents.label_ids[lo:hi])
+            ]
+            doc.set_ents(self._merge_ents(doc, spans), default="outside")
+            if key is not None:
+                doc.spans[key] = SpanGroup(doc, name=key, spans=spans, attrs={"scores": ents.scores[lo:hi].copy()})
+        if batch.trf_batch is not None:
+            for doc, data in zip(docs, batch.trf_batch.doc_data):
+                doc._.trf_data = data
+
+    def _merge_ents(self, doc: Doc, spans: List[Span]) -> List[Span]:
+        if self.cfg["overwrite_ents"] or not doc.ents:
+            return spans
+        taken = numpy.zeros(len(doc), dtype=bool)
+        for ent in doc.ents:
+            taken[ent.start : ent.end] = True
+        return list(doc.ents) + [span for span in spans if not taken[span.start : span.end].any()]
+
+    def get_loss(self, examples: Iterable[Example], output: SubwordScores) -> Tuple[float, Floats2d]:
+        """Softmax cross-entropy on subwords, gold projected from `get_aligned_ner()`.
+
+        Tokens whose gold is unknown (`None`: misaligned tokenization, or
+        missing annotation) give no training signal.
+        """
+        validate_examples(examples, "SubwordNER.get_loss")
+        scheme = self.scheme
+        token_gold = numpy.concatenate(
+            [scheme.encode(eg.get_aligned_ner()) for eg in examples] or [numpy.zeros((0,), "i")]
+        )
+        pairs = TokenRows.from_ragged(output.align)
+        scores = self.model.ops.to_numpy(output.scores)
+        self._count_gold_alignment(token_gold, pairs)
+        row_gold = project_gold(
+            token_gold, pairs, self.cfg["label_projection"], scores.shape[0], output.window_length
+        )
+        rows = numpy.flatnonzero(row_gold >= 0)
+        probs = _softmax(scores)
+        d_scores = numpy.zeros_like(probs)
+        if len(rows):
+            d_scores[rows] = probs[rows]
+            d_scores[rows, row_gold[rows]] -= 1.0
+            d_scores /= len(rows)
+            loss = float(-numpy.log(numpy.maximum(probs[rows, row_gold[rows]], 1e-12)).mean())
+        else:
+            loss = 0.0
+        if numpy.isnan(loss):
+            raise ValueError(Errors.E910.format(name=self.name))
+        return loss, self.model.ops.asarray2f(d_scores)
+
+    def _count_gold_alignment(self, token_gold: numpy.ndarray, pairs: TokenRows) -> None:
+        has_rows = pairs.has_rows()
+        self.alignment_stats["gold_tokens_unknown"] += int((token_gold < 0).sum())
+        self.alignment_stats["gold_entity_tokens_without_subwords"] += int(
+            ((token_gold > 0) & ~has_rows).sum()
+        )
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Learn from a batch of examples: one forward/backward pass, then `sgd` if given."""
+        examples = list(examples)
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        validate_examples(examples, "SubwordNER.update")
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        set_dropout_rate(self.model, drop)
+        output, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        loss, d_scores = self.get_loss(examples, output)
+        backprop(d_scores)
+        if sgd not in (None, False):
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+
+_TORCH_PID = os.getpid()
+
+
+def _guard_forked_torch() -> None:
+    """In a forked worker (`nlp.pipe(n_process=N)` on Linux), use one torch thread.
+
+    The parent's OpenMP pool does not survive `fork`: the first parallel op
+    in the child would hang. One thread per worker is also the right split
+    of the cores between N workers.
+    """
+    global _TORCH_PID
+    if os.getpid() != _TORCH_PID:
+        import torch
+
+        torch.set_num_threads(1)
+        _TORCH_PID = os.getpid()
+
+
+def _softmax(scores: numpy.ndarray) -> numpy.ndarray:
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    exp = numpy.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _no_rows_prior(scheme: TagScheme) -> numpy.ndarray:
+    return numpy.array([_NO_ROWS_LOG_PROB[tag[0]] for tag in scheme.tags], dtype="f")

@@ -1,0 +1,193 @@
+"""Read and validate WNUT-style CoNLL: one `TOKEN<TAB>TAG` per line, IOB2 tags.
+
+Every problem is either an `InputError` naming the file, the line and what is
+wrong, or (for an `I-` tag that does not continue an entity of its type) a
+`Repair` that conlleval would also make: the tag starts a new entity. Repairs
+are collected in a `ReadReport`, so nothing is changed silently.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
+
+WNUT17_LABELS: Tuple[str, ...] = (
+    "corporation",
+    "creative-work",
+    "group",
+    "location",
+    "person",
+    "product",
+)
+BIO_PREFIXES = ("B", "I")
+
+
+class InputError(ValueError):
+    """Bad input, located: `where` is `path:line` for files, `split row N` for datasets."""
+
+    def __init__(self, where: str, problem: str):
+        self.where = where
+        self.problem = problem
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One tag changed while reading, with where and why."""
+
+    where: str
+    problem: str
+    old_tag: str
+    new_tag: str
+
+
+@dataclass
+class Sentence:
+    """One sentence: its words, validated IOB2 tags and where it starts."""
+
+    words: List[str]
+    tags: List[str]
+    where: str
+
+
+@dataclass
+class ReadReport:
+    """What reading saw besides the sentences: counts and every repair made."""
+
+    sentences: int = 0
+    tokens: int = 0
+    tab_separators: int = 0
+    repairs: List[Repair] = field(default_factory=list)
+
+
+def split_tag(tag: str) -> Tuple[str, Optional[str]]:
+    """Split an IOB2 tag into (prefix, label) on the *first* hyphen only.
+
+    'B-creative-work' -> ('B', 'creative-work'); 'O' -> ('O', None).
+    """
+    if tag == "O":
+        return "O", None
+    prefix, sep, label = tag.partition("-")
+    if not sep:
+        return tag, None
+    return prefix, label
+
+
+def check_tags(
+    tags: Sequence[str],
+    wheres: Sequence[str],
+    *,
+    labels: Optional[Sequence[str]],
+    strict: bool,
+    report: ReadReport,
+) -> List[str]:
+    """Validate one sentence's IOB2 tags; return them with `I-` starts repaired.
+
+    labels: allowed entity types, or None to accept any.
+    strict: raise on an `I-` that continues nothing instead of repairing it.
+    """
+    fixed: List[str] = []
+    current: Optional[str] = None
+    for tag, where in zip(tags, wheres):
+        prefix, label = split_tag(tag)
+        if prefix == "O":
+            current = None
+            fixed.append(tag)
+            continue
+        if prefix not in BIO_PREFIXES or not label:
+            raise InputError(
+                where,
+                f"tag {tag!r} is not IOB2: expected 'O', 'B-<type>' or 'I-<type>'",
+            )
+        if labels is not None and label not in labels:
+            raise InputError(
+                where,
+                f"unknown entity type {label!r} in tag {tag!r}; "
+                f"expected one of {', '.join(labels)}",
+            )
+        if prefix == "I" and current != label:
+            after = f"'{current}' entity" if current else "no entity"
+            problem = f"tag {tag!r} continues {after}"
+            if strict:
+                raise InputError(where, problem + " (strict mode: no repairs)")
+            tag = f"B-{label}"
+            report.repairs.append(Repair(where, problem + "; started a new entity", f"I-{label}", tag))
+        current = label
+        fixed.append(tag)
+    return fixed
+
+
+def _decode_lines(path: Path) -> Iterator[Tuple[int, str]]:
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            where = f"{path}:{number}"
+            if raw.endswith(b"\r\n"):
+                raise InputError(
+                    where, "CRLF line ending; convert the file to LF line endings (e.g. dos2unix)"
+                )
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise InputError(
+                    where, f"not valid UTF-8: byte {raw[err.start]:#04x} at column {err.start + 1}"
+                ) from None
+            yield number, text.rstrip("\n")
+
+
+def read_conll(
+    path: Union[str, Path],
+    *,
+    labels: Optional[Sequence[str]] = WNUT17_LABELS,
+    strict: bool = False,
+    report: Optional[ReadReport] = None,
+) -> Iterator[Sentence]:
+    """Yield the validated sentences of a WNUT-style CoNLL file.
+
+    A sentence ends at an empty line or a line holding only whitespace (the
+    official train file uses a lone tab in 2,394 places).
+    labels: allowed entity types (WNUT 17's by default), None for any.
+    report: filled with counts and repairs as the file is read.
+    """
+    path = Path(path)
+    report = report if report is not None else ReadReport()
+    words: List[str] = []
+    tags: List[str] = []
+    wheres: List[str] = []
+
+    def flush() -> Iterator[Sentence]:
+        if words:
+            fixed = check_tags(tags, wheres, labels=labels, strict=strict, report=report)
+            report.sentences += 1
+            report.tokens += len(words)
+            yield Sentence(list(words), fixed, wheres[0])
+            words.clear()
+            tags.clear()
+            wheres.clear()
+
+    for number, line in _decode_lines(path):
+        if not line.strip():
+            if line == "\t":
+                report.tab_separators += 1
+            yield from flush()
+            continue
+        where = f"{path}:{number}"
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise InputError(
+                where, f"expected 2 tab-separated fields (TOKEN<TAB>TAG), found {len(fields)}"
+            )
+        word, tag = fields
+        check_word(word, where)
+        words.append(word)
+        tags.append(tag)
+        wheres.append(where)
+    yield from flush()
+    if report.sentences == 0:
+        raise InputError(str(path), "file holds no sentences (it is empty)")
+
+
+def check_word(word: str, where: str) -> None:
+    """Reject tokens spaCy cannot hold as one word: empty or containing whitespace."""
+    if not word:
+        raise InputError(where, "empty token")
+    if any(char.isspace() for char in word):
+        raise InputError(where, f"token {word!r} contains whitespace")
+
