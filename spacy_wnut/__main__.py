@@ -1,4 +1,4 @@
-"""Command line: `python -m spacy_wnut {fetch,convert,convert-hf} ...`. Thin: parses, calls the library."""
+"""Command line: `python -m spacy_wnut {fetch,convert,convert-hf,evaluate} ...`. Thin: parses, calls the library."""
 import argparse
 import sys
 from typing import List, Optional
@@ -37,6 +37,40 @@ def _convert_hf(args: argparse.Namespace) -> None:
         print_summary(summary)
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    import time
+
+    import spacy
+    import srsly
+    from wasabi import msg
+
+    from .scoring import evaluate
+
+    nlp = spacy.load(args.model)
+    start = time.perf_counter()
+    result = evaluate(nlp, args.data, gold_preproc=not args.no_gold_preproc,
+                      batch_size=args.batch_size, progress=not args.no_progress)
+    result["seconds"] = time.perf_counter() - start
+    result["alignment_stats"] = {
+        name: dict(pipe.alignment_stats)
+        for name, pipe in nlp.pipeline if hasattr(pipe, "alignment_stats")
+    }
+    spacy_scores, seq = result["spacy"], result["seqeval"]
+    rows = [("spaCy scorer", spacy_scores["ents_p"], spacy_scores["ents_r"], spacy_scores["ents_f"]),
+            ("seqeval", seq["p"], seq["r"], seq["f"])]
+    msg.table([(n, f"{p:.4f}", f"{r:.4f}", f"{f:.4f}") for n, p, r, f in rows],
+              header=("scorer", "P", "R", "F1"), divider=True)
+    per_type = [(label, f"{s['p']:.4f}", f"{s['r']:.4f}", f"{s['f']:.4f}", s["support"])
+                for label, s in sorted(seq["per_type"].items())]
+    msg.table(per_type, header=("type (seqeval)", "P", "R", "F1", "support"), divider=True)
+    print(f"{result['docs']} docs in {result['seconds']:.1f}s; "
+          f"unscorable predicted entities: {result['unscorable_predicted_entities']}; "
+          f"alignment: {result['alignment_stats']}")
+    if args.output:
+        srsly.write_json(args.output, result)
+        print(f"wrote {args.output}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser, one sub-command per library entry point."""
     parser = argparse.ArgumentParser(prog="python -m spacy_wnut", description=__doc__)
@@ -68,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     convert_hf.add_argument("--tags-column", default="ner_tags")
     add_common(convert_hf)
     convert_hf.set_defaults(func=_convert_hf)
+
+    evaluate = commands.add_parser("evaluate", help="spaCy and seqeval entity scores of a pipeline")
+    evaluate.add_argument("model", help="pipeline name or directory")
+    evaluate.add_argument("data", help=".spacy DocBin with gold entities")
+    evaluate.add_argument("--output", default=None, help="write all scores as JSON here")
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--no-gold-preproc", action="store_true",
+                          help="predict on spaCy's own tokenization of the text instead of the gold tokens")
+    evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.set_defaults(func=_evaluate)
     return parser
 
 

@@ -128,14 +128,14 @@ class SubwordNER(TrainablePipe):
         self.model = model
         self.name = name
         self.scorer = scorer
-        self.cfg: Dict = {
-            "labels": [],
-            "aggregation": aggregation,
-            "label_projection": label_projection,
-            "overwrite_ents": overwrite_ents,
-            "spans_key": spans_key,
-            "store_trf_data": store_trf_data,
-        }
+        # Only labels are state saved with the weights; the options below come
+        # from the pipeline's config, so a loaded pipeline honours its config.
+        self.cfg: Dict = {"labels": []}
+        self.aggregation = aggregation
+        self.label_projection = label_projection
+        self.overwrite_ents = overwrite_ents
+        self.spans_key = spans_key
+        self.store_trf_data = store_trf_data
         self.alignment_stats: Counter = Counter()
         if store_trf_data:
             from spacy_transformers.pipeline_component import install_extensions
@@ -205,7 +205,7 @@ class SubwordNER(TrainablePipe):
         """Per-token tag probabilities (aggregated subword softmax) and which tokens had subwords."""
         probs = _softmax(self.model.ops.to_numpy(output.scores))
         pairs = TokenRows.from_ragged(output.align)
-        return aggregate(probs, pairs, self.cfg["aggregation"], output.window_length)
+        return aggregate(probs, pairs, self.aggregation, output.window_length)
 
     def decode(self, output: SubwordScores) -> TaggedBatch:
         """Subword scores -> token probabilities -> constrained Viterbi -> entity spans."""
@@ -217,7 +217,7 @@ class SubwordNER(TrainablePipe):
         tags = viterbi(log_probs, output.doc_lengths, scheme.allowed_transitions())
         token_scores = numpy.take_along_axis(token_probs, tags[:, None], axis=1)[:, 0]
         entities = tags_to_spans(tags, token_scores)
-        trf_batch = output.trf_batch if self.cfg["store_trf_data"] else None
+        trf_batch = output.trf_batch if self.store_trf_data else None
         return TaggedBatch(output.doc_lengths, entities, trf_batch)
 
     def set_annotations(self, docs: Iterable[Doc], batch: TaggedBatch) -> None:
@@ -228,7 +228,7 @@ class SubwordNER(TrainablePipe):
         doc_of_ent = numpy.searchsorted(offsets, ents.starts, side="right") - 1
         bounds = numpy.searchsorted(doc_of_ent, numpy.arange(len(docs) + 1))
         labels = self.labels
-        key = self.cfg["spans_key"]
+        key = self.spans_key
         for i, doc in enumerate(docs):
             lo, hi = bounds[i], bounds[i + 1]
             base = offsets[i]
@@ -244,7 +244,7 @@ class SubwordNER(TrainablePipe):
                 doc._.trf_data = data
 
     def _merge_ents(self, doc: Doc, spans: List[Span]) -> List[Span]:
-        if self.cfg["overwrite_ents"] or not doc.ents:
+        if self.overwrite_ents or not doc.ents:
             return spans
         taken = numpy.zeros(len(doc), dtype=bool)
         for ent in doc.ents:
@@ -266,7 +266,7 @@ class SubwordNER(TrainablePipe):
         scores = self.model.ops.to_numpy(output.scores)
         self._count_gold_alignment(token_gold, pairs)
         row_gold = project_gold(
-            token_gold, pairs, self.cfg["label_projection"], scores.shape[0], output.window_length
+            token_gold, pairs, self.label_projection, scores.shape[0], output.window_length
         )
         rows = numpy.flatnonzero(row_gold >= 0)
         probs = _softmax(scores)

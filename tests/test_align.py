@@ -1,0 +1,84 @@
+"""Subword rows <-> tokens: aggregation and gold projection on random alignments."""
+import numpy
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from thinc.types import Ragged
+
+from spacy_wnut.align import TokenRows, aggregate, project_gold
+
+WINDOW = 6
+
+
+@st.composite
+def alignments(draw):
+    """Random token -> rows alignments in up to 3 windows of WINDOW rows; tokens may get none."""
+    n_windows = draw(st.integers(1, 3))
+    n_rows = n_windows * WINDOW
+    per_token = draw(st.lists(st.sets(st.integers(0, n_rows - 1), max_size=3), min_size=1, max_size=8))
+    lengths = numpy.array([len(rows) for rows in per_token], dtype="i")
+    data = numpy.array([r for rows in per_token for r in sorted(rows)], dtype="i")
+    probs = draw(st.lists(st.floats(0.01, 1.0), min_size=n_rows * 3, max_size=n_rows * 3))
+    probs = numpy.array(probs, dtype="f").reshape(n_rows, 3)
+    return per_token, Ragged(data, lengths), probs / probs.sum(axis=1, keepdims=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(alignments(), st.sampled_from(["first", "average", "max"]))
+def test_every_token_with_rows_gets_a_distribution(example, method):
+    per_token, align, probs = example
+    out, has_rows = aggregate(probs, TokenRows.from_ragged(align), method, WINDOW)
+    assert out.shape == (len(per_token), 3)
+    assert list(has_rows) == [bool(rows) for rows in per_token]
+    assert numpy.allclose(out[has_rows].sum(axis=1), 1.0, atol=1e-5)
+    assert (out[~has_rows] == 0).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(alignments())
+def test_aggregations_match_their_definitions(example):
+    per_token, align, probs = example
+    pairs = TokenRows.from_ragged(align)
+    first, _ = aggregate(probs, pairs, "first", WINDOW)
+    average, _ = aggregate(probs, pairs, "average", WINDOW)
+    best, _ = aggregate(probs, pairs, "max", WINDOW)
+    for i, rows in enumerate(per_token):
+        if not rows:
+            continue
+        rows = sorted(rows)
+        firsts = [min(r for r in rows if r // WINDOW == w) for w in sorted({r // WINDOW for r in rows})]
+        assert numpy.allclose(first[i], probs[firsts].mean(axis=0), atol=1e-6)
+        assert numpy.allclose(average[i], probs[rows].mean(axis=0), atol=1e-6)
+        assert best[i].max() == pytest.approx(max(probs[r].max() for r in rows))
+
+
+@settings(max_examples=200, deadline=None)
+@given(alignments(), st.sampled_from(["first", "all"]))
+def test_gold_lands_only_on_aligned_rows(example, method):
+    per_token, align, probs = example
+    gold = numpy.arange(len(per_token), dtype="i") % 3
+    row_gold = project_gold(gold, TokenRows.from_ragged(align), method, probs.shape[0], WINDOW)
+    aligned = {r for rows in per_token for r in rows}
+    for row, tag in enumerate(row_gold):
+        if row not in aligned:
+            assert tag == -1
+        else:
+            owners = [i for i, rows in enumerate(per_token) if row in rows]
+            if method == "all":
+                assert tag == gold[owners[0]]
+            else:
+                assert tag in (-1, *[gold[i] for i in owners])
+    if method == "first":
+        firsts = [
+            {min(r for r in rows if r // WINDOW == w) for w in {r // WINDOW for r in rows}}
+            for rows in per_token
+        ]
+        for row in set().union(*firsts):
+            owner = min(i for i, rows in enumerate(firsts) if row in rows)
+            assert row_gold[row] == gold[owner]
+
+
+def test_unknown_aggregation_is_an_error():
+    align = Ragged(numpy.zeros(0, "i"), numpy.zeros(1, "i"))
+    with pytest.raises(ValueError, match="aggregation must be one of"):
+        aggregate(numpy.zeros((1, 3), "f"), TokenRows.from_ragged(align), "median", WINDOW)

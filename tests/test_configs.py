@@ -1,0 +1,33 @@
+"""Every shipped config loads and validates; project.yml is well-formed."""
+from pathlib import Path
+
+import pytest
+import srsly
+from spacy import util
+
+ROOT = Path(__file__).parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.cfg"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_loads_and_validates(path, tiny_transformer):
+    config = util.load_config(path, overrides={"paths.transformer": str(tiny_transformer)})
+    nlp = util.load_model_from_config(config, auto_fill=True, validate=True)
+    assert nlp.pipe_names == ["wnut_ner"]
+    assert nlp.config.interpolate()["components"]["wnut_ner"]["model"]["transformer"]["name"] == str(tiny_transformer)
+
+
+def test_default_backbone_is_distilbert():
+    config = util.load_config(ROOT / "configs" / "distilbert.cfg")
+    assert config["paths"]["transformer"] == "distilbert/distilbert-base-uncased"
+
+
+def test_project_workflow_runs_every_step_with_checksummed_assets():
+    project = srsly.read_yaml(ROOT / "project.yml")
+    commands = {c["name"]: c for c in project["commands"]}
+    assert project["workflows"]["all"] == ["fetch", "convert", "train", "evaluate"]
+    assert all(name in commands for name in project["workflows"]["all"])
+    assert "training/model-best" in commands["train"]["outputs"]
+    assert {"transformer", "mirror"} <= set(project["vars"])
+    for asset in project["assets"]:
+        assert asset["url"].startswith("https://") and len(asset["checksum"]) == 32

@@ -1,0 +1,81 @@
+"""spaCy's scorer and seqeval, computed from the same docs, agree."""
+import json
+import subprocess
+import sys
+from itertools import islice
+
+import pytest
+from spacy.tokens import DocBin
+from spacy.training import Example
+
+from conftest import make_nlp, overfit
+from spacy_wnut.convert import convert_conll
+from spacy_wnut.scoring import evaluate, seqeval_scores, unscorable_entities
+
+from spacy.scorer import get_ner_prf
+
+
+def assert_scores_agree(spacy_scores, seq):
+    assert seq["p"] == pytest.approx(spacy_scores["ents_p"], abs=1e-9)
+    assert seq["r"] == pytest.approx(spacy_scores["ents_r"], abs=1e-9)
+    assert seq["f"] == pytest.approx(spacy_scores["ents_f"], abs=1e-9)
+    for label, row in spacy_scores["ents_per_type"].items():
+        assert seq["per_type"][label]["f"] == pytest.approx(row["f"], abs=1e-9)
+
+
+@pytest.fixture(scope="module")
+def wnut_sample(wnut_mirror, tmp_path_factory):
+    """30 real train sentences (learned) and 120 dev sentences (not), as one DocBin."""
+    out = tmp_path_factory.mktemp("sample")
+    convert_conll(wnut_mirror / "wnut17train.conll", out / "train.spacy")
+    convert_conll(wnut_mirror / "emerging.dev.conll", out / "dev.spacy")
+    return out
+
+
+def test_scores_agree_on_real_predictions(wnut_sample, tiny_transformer, tmp_path):
+    nlp = make_nlp(tiny_transformer)
+    train_docs = list(islice(DocBin().from_disk(wnut_sample / "train.spacy").get_docs(nlp.vocab), 0, 200))
+    train_docs = [d for d in train_docs if d.ents][:30]
+    data = [(d.text, [(e.start_char, e.end_char, e.label_) for e in d.ents]) for d in train_docs]
+    overfit(nlp, data, steps=40)
+    dev_docs = list(islice(DocBin().from_disk(wnut_sample / "dev.spacy").get_docs(nlp.vocab), 120))
+    DocBin(docs=train_docs + dev_docs).to_disk(tmp_path / "mixed.spacy")
+    for gold_preproc in (True, False):
+        result = evaluate(nlp, tmp_path / "mixed.spacy", gold_preproc=gold_preproc)
+        assert result["docs"] == 150
+        assert result["spacy"]["ents_p"] > 0 and result["spacy"]["ents_r"] > 0
+        assert_scores_agree(result["spacy"], result["seqeval"])
+
+
+def test_misaligned_prediction_is_counted_and_scored_alike(tiny_transformer):
+    import spacy
+    from spacy.tokens import Doc
+
+    nlp = spacy.blank("en")
+    ref = Doc(nlp.vocab, words=["NewYork", "rocks", "Tom"], ents=["B-location", "O", "B-person"])
+    pred = Doc(nlp.vocab, words=["New", "York", "rocks", "Tom"], spaces=[False, True, True, False])
+    pred.ents = [pred.char_span(0, 3, label="location"), pred.char_span(14, 17, label="person")]
+    examples = [Example(pred, ref)]
+    assert_scores_agree(get_ner_prf(examples), seqeval_scores(examples))
+    assert seqeval_scores(examples)["f"] == 1.0  # "New" covers gold "NewYork", as spaCy scores it
+    # Two predictions inside one gold token cannot both be IOB tags: the second is
+    # counted as unscorable (spaCy's scorer calls it a false positive).
+    pred.ents = [pred.char_span(0, 3, label="location"), pred.char_span(3, 7, label="person")]
+    examples = [Example(pred, ref)]
+    assert unscorable_entities(examples) == 1
+    assert get_ner_prf(examples)["ents_p"] == pytest.approx(0.5)
+
+
+def test_evaluate_cli_writes_both_scores(trained_nlp, tmp_path):
+    from conftest import TRAIN_DATA, train_examples
+
+    trained_nlp.to_disk(tmp_path / "model")
+    DocBin(docs=[eg.reference for eg in train_examples(trained_nlp, TRAIN_DATA)]).to_disk(tmp_path / "d.spacy")
+    out = subprocess.run(
+        [sys.executable, "-m", "spacy_wnut", "evaluate", str(tmp_path / "model"), str(tmp_path / "d.spacy"),
+         "--output", str(tmp_path / "m.json"), "--no-progress"],
+        capture_output=True, text=True, check=True,
+    )
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["spacy"]["ents_f"] == metrics["seqeval"]["f"] == 1.0
+    assert "seqeval" in out.stdout and "person" in out.stdout
