@@ -31,3 +31,12 @@ def test_project_workflow_runs_every_step_with_checksummed_assets():
     assert {"transformer", "mirror"} <= set(project["vars"])
     for asset in project["assets"]:
         assert asset["url"].startswith("https://") and len(asset["checksum"]) == 32
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    blocks = [b.split("```", 1)[0].strip() for b in readme.split("```bash")[1:3]]
+    assert len(blocks) == 2, "README starts with two commands: main job, then tests"
+    assert "spacy project run all" in blocks[0]
+    assert blocks[1] in ci_lines
