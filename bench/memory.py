@@ -41,10 +41,9 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--every", type=int, default=10_000, help="report every N docs")
-    parser.add_argument("--store-trf-data", action="store_true", help="keep tensors on docs (for contrast)")
     args = parser.parse_args()
 
-    nlp = spacy.load(args.model, config={"components": {"wnut_ner": {"store_trf_data": args.store_trf_data}}})
+    nlp = spacy.load(args.model)
     print(f"loaded: RSS {current_rss_mb():.0f} MB")
     print(f"{'docs':>8} {'words':>9} {'RSS MB':>8} {'peak MB':>8} {'words/s':>8}")
     start = time.perf_counter()

@@ -4,13 +4,16 @@ Predicted entities are mapped onto the reference tokens exactly as spaCy's
 `get_ner_prf` maps them (through `example.alignment.x2y`: an entity covers the
 reference tokens its own tokens align to; one over unannotated tokens is
 ignored), then written as IOB2 tags for seqeval, so both see the same entities
-and agree. Predicted entities that neither can score (no aligned tokens,
-unannotated tokens, or landing on another entity's tokens) are counted.
+and agree. The one case IOB tags cannot represent, two predictions on the
+same reference tokens (possible only with a non-gold tokenization), is counted
+and reported; spaCy's scorer counts such a prediction as a false positive.
 """
+from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Tuple, Union
 
 from seqeval.metrics import classification_report
+from seqeval.metrics.sequence_labeling import get_entities
 from spacy.language import Language
 from spacy.scorer import get_ner_prf
 from spacy.training import Corpus, Example
@@ -18,24 +21,33 @@ from spacy.training.iob_utils import biluo_to_iob, doc_to_biluo_tags
 from tqdm import tqdm
 
 
-def aligned_iob(example: Example) -> Tuple[List[str], int]:
-    """Predicted entities as IOB2 tags over the reference tokens, and how many could not be placed."""
+def aligned_iob(example: Example) -> Tuple[List[str], Counter]:
+    """Predicted entities as IOB2 tags over the reference tokens, and why any could not be placed.
+
+    Reasons: `no_aligned_tokens` and `unannotated_tokens` (spaCy's scorer ignores
+    those too), `overlaps_another_entity` (two predictions on the same reference
+    tokens: spaCy's scorer counts the later one as a false positive, IOB tags
+    cannot hold it). With the gold tokenization the last cannot happen.
+    """
     ref = example.reference
     tags = ["O"] * len(ref)
     x2y = example.alignment.x2y
-    unplaced = 0
+    skipped: Counter = Counter()
     for ent in example.predicted.ents:
         indices = x2y[ent.start : ent.end]
         if not len(indices):
-            unplaced += 1
+            skipped["no_aligned_tokens"] += 1
             continue
         start, end = int(indices[0]), int(indices[-1]) + 1
-        if any(ref[i].ent_iob == 0 for i in range(start, end)) or any(t != "O" for t in tags[start:end]):
-            unplaced += 1
+        if any(ref[i].ent_iob == 0 for i in range(start, end)):
+            skipped["unannotated_tokens"] += 1
+            continue
+        if any(t != "O" for t in tags[start:end]):
+            skipped["overlaps_another_entity"] += 1
             continue
         tags[start] = f"B-{ent.label_}"
         tags[start + 1 : end] = [f"I-{ent.label_}"] * (end - start - 1)
-    return tags, unplaced
+    return tags, skipped
 
 
 def seqeval_scores(examples: Iterable[Example]) -> Dict[str, Any]:
@@ -50,12 +62,20 @@ def seqeval_scores(examples: Iterable[Example]) -> Dict[str, Any]:
         if not label.endswith(" avg")
     }
     micro = report["micro avg"]
-    return {"p": micro["precision"], "r": micro["recall"], "f": micro["f1-score"], "per_type": per_type}
+    gold_ents = {(i, e) for i, tags in enumerate(gold) for e in get_entities(tags)}
+    pred_ents = {(i, e) for i, tags in enumerate(pred) for e in get_entities(tags)}
+    return {
+        "p": micro["precision"], "r": micro["recall"], "f": micro["f1-score"], "per_type": per_type,
+        "true_positives": len(gold_ents & pred_ents), "predicted": len(pred_ents), "gold": len(gold_ents),
+    }
 
 
-def unscorable_entities(examples: Iterable[Example]) -> int:
-    """Predicted entities that cannot be placed on the reference tokens (see `aligned_iob`)."""
-    return sum(aligned_iob(eg)[1] for eg in examples)
+def unscorable_entities(examples: Iterable[Example]) -> Dict[str, int]:
+    """Predicted entities that cannot be placed on the reference tokens, by reason (see `aligned_iob`)."""
+    total: Counter = Counter()
+    for eg in examples:
+        total.update(aligned_iob(eg)[1])
+    return dict(total)
 
 
 def evaluate(
