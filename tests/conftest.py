@@ -81,9 +81,9 @@ def train_examples(nlp, data=TRAIN_DATA):
 
 def overfit(nlp, data=TRAIN_DATA, steps: int = 60, learn_rate: float = 1e-3):
     """Train `nlp` on `data` until it has learned it; returns the last losses."""
-    import random
+    from spacy.util import fix_random_seed
 
-    random.seed(0)
+    fix_random_seed(0)
     examples = train_examples(nlp, data)
     optimizer = nlp.initialize(lambda: examples)
     optimizer.learn_rate = learn_rate

@@ -149,9 +149,19 @@ def test_hard_texts_are_tagged_without_crashing(trained_nlp, text):
         assert 0 <= ent.start < ent.end <= len(doc)
 
 
-def test_emoji_between_words_keeps_alignment(trained_nlp):
-    doc = trained_nlp("Tom Hanks 🚀 is watching Game of Thrones")
-    assert [(e.text, e.label_) for e in doc.ents] == [("Tom Hanks", "person"), ("Game of Thrones", "creative-work")]
+@pytest.mark.parametrize("text", ["Wolfgang 🚀 Amadeus", "Tom 🇺🇸 Hanks rocks 👍🏽!", "a\u200bb 𝔘𝔫𝔦 z"])
+def test_non_bmp_characters_keep_each_token_on_its_own_subwords(trained_nlp, text):
+    """Every token's subword rows spell that token (or [UNK]): nothing shifts after an emoji."""
+    doc = trained_nlp.make_doc(text)
+    output = trained_nlp.get_pipe("wnut_ner").model.predict([doc])
+    pieces = [p for seq in output.trf_batch.wordpieces.strings for p in seq]
+    lengths, rows = output.align.lengths, output.align.dataXd
+    start = 0
+    for token, n in zip(doc, lengths):
+        spelled = "".join(pieces[r].replace("##", "") for r in rows[start : start + n])
+        start += n
+        assert spelled in (token.lower_.replace("\u200b", ""), "[UNK]", ""), (token.text, spelled)
+    assert all(n > 0 for token, n in zip(doc, lengths) if token.text.isalpha())
 
 
 def test_tokens_without_subwords_are_counted_and_never_start_entities(trained_nlp):
