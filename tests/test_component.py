@@ -7,8 +7,9 @@ import sys
 
 import numpy
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import spacy
-from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
 
@@ -261,3 +262,22 @@ def test_frozen_component_is_not_updated(tiny_transformer):
     assert numpy.array_equal(before, head.get_param("W"))
     nlp.update(examples, sgd=optimizer)
     assert not numpy.array_equal(before, head.get_param("W"))
+
+
+ALPHABET = list("abcXYZ019#@.'-") + ["🚀", "\U0001F1FA", "\U0001F1F8", "\u200b", "\ufe0f", "\ufeff", "\x07", "é", "ß", "新"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    words=st.lists(st.text(alphabet=ALPHABET, min_size=1, max_size=6), min_size=1, max_size=25),
+    data=st.data(),
+)
+def test_any_text_and_tokenization_gives_entities_on_token_boundaries(trained_nlp, words, data):
+    spaces = data.draw(st.lists(st.booleans(), min_size=len(words), max_size=len(words)))
+    doc = trained_nlp(Doc(trained_nlp.vocab, words=words, spaces=spaces))
+    previous_end = 0
+    for ent in doc.ents:
+        assert previous_end <= ent.start < ent.end <= len(doc)
+        assert doc[ent.start].ent_iob_ == "B" and all(t.ent_iob_ == "I" for t in doc[ent.start + 1 : ent.end])
+        previous_end = ent.end
+    assert all(t.ent_iob_ in ("B", "I", "O") for t in doc)

@@ -1,0 +1,61 @@
+"""`spacy train` drives the component: shipped config, gradient accumulation, frozen components."""
+from pathlib import Path
+
+import numpy
+import spacy
+from spacy import util
+from spacy.cli.train import train
+from spacy.tokens import DocBin
+
+from conftest import TRAIN_DATA, ents_of, train_examples
+
+CONFIG = Path(__file__).parents[1] / "configs" / "distilbert.cfg"
+
+
+def write_corpus(tmp_path: Path) -> Path:
+    nlp = spacy.blank("en")
+    DocBin(docs=[eg.reference for eg in train_examples(nlp, TRAIN_DATA)]).to_disk(tmp_path / "data.spacy")
+    return tmp_path / "data.spacy"
+
+
+def overrides(tiny_transformer, data, **extra):
+    base = {
+        "paths.transformer": str(tiny_transformer), "paths.train": str(data), "paths.dev": str(data),
+        "training.max_steps": 40, "training.eval_frequency": 20, "training.max_epochs": 0,
+        "training.optimizer.learn_rate.initial_rate": 1e-3, "training.optimizer.learn_rate.warmup_steps": 2,
+        "training.optimizer.learn_rate.total_steps": 40, "training.logger.progress_bar": None,
+    }
+    base.update(extra)
+    return base
+
+
+def test_spacy_train_with_gradient_accumulation_learns_the_data(tiny_transformer, tmp_path):
+    data = write_corpus(tmp_path)
+    train(CONFIG, tmp_path / "out", overrides=overrides(tiny_transformer, data, **{"training.accumulate_gradient": 2}))
+    nlp = spacy.load(tmp_path / "out" / "model-best")
+    assert ents_of(nlp.pipe([t for t, _ in TRAIN_DATA])) == [list(e) for _, e in TRAIN_DATA]
+
+
+def test_spacy_train_leaves_a_frozen_component_unchanged(tiny_transformer, tmp_path):
+    data = write_corpus(tmp_path)
+    train(CONFIG, tmp_path / "first", overrides=overrides(tiny_transformer, data, **{"training.max_steps": 2}))
+    first = spacy.load(tmp_path / "first" / "model-last")
+    config = util.load_config(CONFIG)
+    config["components"]["wnut_ner"] = {"source": str(tmp_path / "first" / "model-last")}
+    config.to_disk(tmp_path / "frozen.cfg")
+    frozen = overrides(tiny_transformer, data, **{"training.max_steps": 4, "training.frozen_components": ["wnut_ner"]})
+    train(tmp_path / "frozen.cfg", tmp_path / "frozen", overrides=frozen)
+    after = spacy.load(tmp_path / "frozen" / "model-last")
+    assert weights(first) and weights(first).keys() == weights(after).keys()
+    for name, value in weights(first).items():
+        assert numpy.array_equal(value, weights(after)[name]), name
+
+
+def weights(nlp) -> dict:
+    """Every weight of `wnut_ner`: the head's params and the transformer's state dict."""
+    model = nlp.get_pipe("wnut_ner").model
+    head = model.get_ref("output_layer")
+    found = {f"head.{name}": head.get_param(name) for name in ("W", "b")}
+    transformer = model.get_ref("transformer").transformer
+    found.update({name: t.detach().cpu().numpy() for name, t in transformer.state_dict().items()})
+    return found
