@@ -17,8 +17,9 @@ from seqeval.metrics.sequence_labeling import get_entities
 from spacy.language import Language
 from spacy.scorer import get_ner_prf
 from spacy.training import Corpus, Example
-from spacy.training.iob_utils import biluo_to_iob, doc_to_biluo_tags
 from tqdm import tqdm
+
+from .convert import doc_to_iob
 
 
 def aligned_iob(example: Example) -> Tuple[List[str], Counter]:
@@ -51,10 +52,19 @@ def aligned_iob(example: Example) -> Tuple[List[str], Counter]:
 
 
 def seqeval_scores(examples: Iterable[Example]) -> Dict[str, Any]:
-    """seqeval's entity-level P/R/F1, overall (micro) and per type, as fractions."""
+    """seqeval's entity-level P/R/F1, overall (micro) and per type, as fractions.
+
+    Also returns `unscorable`: predicted entities that could not be placed on
+    the reference tokens, by reason (see `aligned_iob`).
+    """
     examples = list(examples)
-    gold = [biluo_to_iob(doc_to_biluo_tags(eg.reference, missing="O")) for eg in examples]
-    pred = [aligned_iob(eg)[0] for eg in examples]
+    gold = [doc_to_iob(eg.reference) for eg in examples]
+    pred = []
+    unscorable: Counter = Counter()
+    for eg in examples:
+        tags, skipped = aligned_iob(eg)
+        pred.append(tags)
+        unscorable.update(skipped)
     report = classification_report(gold, pred, output_dict=True, zero_division=0)
     per_type = {
         label: {"p": row["precision"], "r": row["recall"], "f": row["f1-score"], "support": int(row["support"])}
@@ -67,15 +77,8 @@ def seqeval_scores(examples: Iterable[Example]) -> Dict[str, Any]:
     return {
         "p": micro["precision"], "r": micro["recall"], "f": micro["f1-score"], "per_type": per_type,
         "true_positives": len(gold_ents & pred_ents), "predicted": len(pred_ents), "gold": len(gold_ents),
+        "unscorable": dict(unscorable),
     }
-
-
-def unscorable_entities(examples: Iterable[Example]) -> Dict[str, int]:
-    """Predicted entities that cannot be placed on the reference tokens, by reason (see `aligned_iob`)."""
-    total: Counter = Counter()
-    for eg in examples:
-        total.update(aligned_iob(eg)[1])
-    return dict(total)
 
 
 def evaluate(
@@ -89,6 +92,7 @@ def evaluate(
     bar = tqdm(docs, total=len(examples), unit="doc", desc="evaluate", disable=not progress)
     scored = [Example(doc, eg.reference) for doc, eg in zip(bar, examples)]
     spacy_scores = get_ner_prf(scored)
+    seqeval = seqeval_scores(scored)
     return {
         "spacy": {
             "ents_p": spacy_scores["ents_p"],
@@ -96,7 +100,7 @@ def evaluate(
             "ents_f": spacy_scores["ents_f"],
             "ents_per_type": spacy_scores["ents_per_type"],
         },
-        "seqeval": seqeval_scores(scored),
+        "seqeval": seqeval,
         "docs": len(scored),
-        "unscorable_predicted_entities": unscorable_entities(scored),
+        "unscorable_predicted_entities": seqeval.pop("unscorable"),
     }

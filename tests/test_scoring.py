@@ -10,7 +10,7 @@ from spacy.training import Example
 
 from conftest import make_nlp, overfit
 from spacy_wnut.convert import convert_conll
-from spacy_wnut.scoring import evaluate, seqeval_scores, unscorable_entities
+from spacy_wnut.scoring import evaluate, seqeval_scores
 
 from spacy.scorer import get_ner_prf
 
@@ -77,7 +77,7 @@ def test_misaligned_prediction_is_counted_and_scored_alike(tiny_transformer):
     # counted as unscorable (spaCy's scorer calls it a false positive).
     pred.ents = [pred.char_span(0, 3, label="location"), pred.char_span(3, 7, label="person")]
     examples = [Example(pred, ref)]
-    assert unscorable_entities(examples) == {"overlaps_another_entity": 1}
+    assert seqeval_scores(examples)["unscorable"] == {"overlaps_another_entity": 1}
     assert get_ner_prf(examples)["ents_p"] == pytest.approx(0.5)
 
 
