@@ -1,4 +1,4 @@
-"""Command line: `python -m spacy_wnut {fetch,convert,convert-hf,evaluate} ...`. Thin: parses, calls the library."""
+"""Command line: `python -m spacy_wnut {fetch,convert,convert-hf,evaluate,tune-bias,import-hf,export-hf} ...`. Thin: parses, calls the library."""
 import argparse
 import sys
 from typing import List, Optional
@@ -71,6 +71,41 @@ def _evaluate(args: argparse.Namespace) -> None:
         print(f"wrote {args.output}")
 
 
+def _tune_bias(args: argparse.Namespace) -> None:
+    import spacy
+    from wasabi import msg
+
+    from .tune import tune_entity_bias
+
+    grid = [float(x) for x in args.grid.split(",")] if args.grid else None
+    nlp = spacy.load(args.model)
+    kwargs = {"grid": grid} if grid is not None else {}
+    best, scores = tune_entity_bias(nlp, args.dev, name=args.component,
+                                    gold_preproc=not args.no_gold_preproc, **kwargs)
+    msg.table([(f"{s.bias:g}", f"{s.p:.4f}", f"{s.r:.4f}", f"{s.f:.4f}", "<- best" if s == best else "")
+               for s in scores], header=("entity_bias", "P", "R", "F1", ""), divider=True)
+    tuned = spacy.load(args.model, config={"components": {args.component: {"entity_bias": best.bias}}})
+    tuned.to_disk(args.output)
+    print(f"wrote {args.output} with entity_bias = {best.bias:g} (dev F1 {best.f:.4f}, "
+          f"{best.f - scores[0].f:+.4f} over entity_bias = {scores[0].bias:g})")
+
+
+def _import_hf(args: argparse.Namespace) -> None:
+    from .hf_checkpoint import from_hf
+
+    nlp = from_hf(args.checkpoint, scheme=args.scheme, lang=args.lang)
+    nlp.to_disk(args.output)
+    pipe = nlp.get_pipe("wnut_ner")
+    print(f"wrote {args.output}: {pipe.head.kind} tags {list(pipe.head.tags)} -> labels {list(pipe.labels)}")
+
+
+def _export_hf(args: argparse.Namespace) -> None:
+    from .hf_checkpoint import export_hf
+
+    out = export_hf(args.pipeline, args.output, name=args.component)
+    print(f"wrote {out}: load it with AutoModelForTokenClassification.from_pretrained or pipeline('ner')")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser, one sub-command per library entry point."""
     parser = argparse.ArgumentParser(prog="python -m spacy_wnut", description=__doc__)
@@ -112,6 +147,28 @@ def build_parser() -> argparse.ArgumentParser:
                           help="predict on spaCy's own tokenization of the text instead of the gold tokens")
     evaluate.add_argument("--no-progress", action="store_true")
     evaluate.set_defaults(func=_evaluate)
+
+    tune = commands.add_parser("tune-bias", help="pick the component's entity_bias on a dev set")
+    tune.add_argument("model", help="trained pipeline name or directory")
+    tune.add_argument("dev", help=".spacy DocBin with gold entities (dev, never test)")
+    tune.add_argument("output", help="directory for the pipeline with the chosen entity_bias")
+    tune.add_argument("--grid", default=None, help="comma-separated values to try (default 0..3)")
+    tune.add_argument("--component", default="wnut_ner", help="name of the wnut_ner component")
+    tune.add_argument("--no-gold-preproc", action="store_true")
+    tune.set_defaults(func=_tune_bias)
+
+    imp = commands.add_parser("import-hf", help="HF token-classification checkpoint -> spaCy pipeline (no training)")
+    imp.add_argument("checkpoint", help="hub name or local checkpoint directory")
+    imp.add_argument("output", help="directory for the spaCy pipeline")
+    imp.add_argument("--scheme", default="auto", help="tag scheme: auto, IOB2, IOB1, BIOES, BILOU or plain")
+    imp.add_argument("--lang", default="en", help="language of the blank spaCy pipeline")
+    imp.set_defaults(func=_import_hf)
+
+    exp = commands.add_parser("export-hf", help="trained pipeline -> HF token-classification checkpoint")
+    exp.add_argument("pipeline", help="spaCy pipeline name or directory")
+    exp.add_argument("output", help="directory for the checkpoint")
+    exp.add_argument("--component", default="wnut_ner", help="name of the wnut_ner component")
+    exp.set_defaults(func=_export_hf)
     return parser
 
 
@@ -120,7 +177,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (InputError, FileNotFoundError, ValueError) as err:
+    except (InputError, OSError, ValueError, KeyError) as err:
         print(f"✘ {err}", file=sys.stderr)
         return 1
     return 0

@@ -20,6 +20,7 @@ from thinc.types import Floats2d
 from .align import AGGREGATIONS, PROJECTIONS, TokenRows, aggregate, project_gold
 from .decode import EntitySpans, TagScheme, tags_to_spans, viterbi
 from .model import SubwordScores
+from .schemes import HeadScheme
 
 DEFAULT_MODEL_STR = """
 [model]
@@ -56,6 +57,7 @@ _NO_ROWS_LOG_PROB = {"O": 0.0, "I": numpy.log(0.5), "B": -1e4}
         "overwrite_ents": False,
         "spans_key": None,
         "store_trf_data": False,
+        "entity_bias": 0.0,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -69,6 +71,7 @@ def make_wnut_ner(
     overwrite_ents: bool,
     spans_key: Optional[str],
     store_trf_data: bool,
+    entity_bias: float,
     scorer: Optional[Callable],
 ) -> "SubwordNER":
     """Create a transformer subword tagger that sets `doc.ents`.
@@ -80,11 +83,14 @@ def make_wnut_ner(
     spans_key (Optional[str]): also write `doc.spans[spans_key]` with
         `attrs["scores"]` (mean token probability per entity).
     store_trf_data (bool): keep the transformer output on `doc._.trf_data`.
+    entity_bias (float): added to the log-probability of every B-/I- tag before
+        decoding; above 0 trades precision for recall. `python -m spacy_wnut
+        tune-bias` picks it on a dev set.
     """
     return SubwordNER(
         nlp.vocab, model, name, aggregation=aggregation, label_projection=label_projection,
         overwrite_ents=overwrite_ents, spans_key=spans_key, store_trf_data=store_trf_data,
-        scorer=scorer,
+        entity_bias=entity_bias, scorer=scorer,
     )
 
 
@@ -116,6 +122,7 @@ class SubwordNER(TrainablePipe):
         overwrite_ents: bool = False,
         spans_key: Optional[str] = None,
         store_trf_data: bool = False,
+        entity_bias: float = 0.0,
         scorer: Optional[Callable] = get_ner_prf,
     ) -> None:
         if aggregation not in AGGREGATIONS:
@@ -136,6 +143,7 @@ class SubwordNER(TrainablePipe):
         self.overwrite_ents = overwrite_ents
         self.spans_key = spans_key
         self.store_trf_data = store_trf_data
+        self.entity_bias = float(entity_bias)
         self.alignment_stats: Counter = Counter()
         if store_trf_data:
             from spacy_transformers.pipeline_component import install_extensions
@@ -154,7 +162,15 @@ class SubwordNER(TrainablePipe):
 
     @property
     def scheme(self) -> TagScheme:
+        """The IOB2 tags decoding runs on."""
         return TagScheme(self.labels)
+
+    @property
+    def head(self) -> HeadScheme:
+        """The tags the head predicts: IOB2 when trained here, the checkpoint's own when imported."""
+        if self.cfg.get("head_tags"):
+            return HeadScheme(tuple(self.cfg["head_tags"]), self.cfg["head_scheme"])
+        return HeadScheme.iob2(self.labels)
 
     def add_label(self, label: str) -> int:
         """Add an entity label before initialization; 0 if it was there already."""
@@ -174,11 +190,27 @@ class SubwordNER(TrainablePipe):
         *,
         nlp: Optional[Language] = None,
         labels: Optional[Sequence[str]] = None,
+        checkpoint_head: bool = False,
+        checkpoint_scheme: str = "auto",
     ) -> None:
-        """Read labels from the examples (or take `labels`) and load the transformer."""
+        """Read labels from the examples (or take `labels`) and load the transformer.
+
+        checkpoint_head: the transformer is a HF token-classification checkpoint:
+            take its labels (`id2label`) and its classifier weights, so the
+            component predicts as the checkpoint does without training.
+        checkpoint_scheme: the checkpoint's tag scheme, one of `SCHEMES`;
+            "auto" tells IOB2, BIOES, BILOU and plain labels apart (IOB1 must be named).
+        """
         validate_get_examples(get_examples, "SubwordNER.initialize")
         util.check_lexeme_norms(self.vocab, "wnut_ner")
-        if labels is not None:
+        if checkpoint_head:
+            from .hf_checkpoint import read_head_scheme
+
+            if labels is not None:
+                raise ValueError(f"[{self.name}] give either `labels` or `checkpoint_head`, not both")
+            head = read_head_scheme(self.checkpoint_name, checkpoint_scheme)
+            self.cfg.update(labels=list(head.labels), head_tags=list(head.tags), head_scheme=head.kind)
+        elif labels is not None:
             for label in labels:
                 self.add_label(label)
         else:
@@ -187,8 +219,17 @@ class SubwordNER(TrainablePipe):
                     self.add_label(ent.label_)
         self._require_labels()
         doc_sample = [eg.predicted for eg in islice(get_examples(), 10)]
-        self.model.set_dim("nO", self.scheme.n_tags, force=True)
+        self.model.set_dim("nO", len(self.head.tags), force=True)
         self.model.initialize(X=doc_sample)
+        if checkpoint_head:
+            from .hf_checkpoint import load_classifier
+
+            load_classifier(self.model, self.checkpoint_name)
+
+    @property
+    def checkpoint_name(self) -> str:
+        """The transformer's HF name or directory, as configured."""
+        return self.model.get_ref("transformer").attrs["name"]
 
     def predict(self, docs: Iterable[Doc]) -> TaggedBatch:
         """Decode entities for a batch of docs; does not touch the docs."""
@@ -202,23 +243,35 @@ class SubwordNER(TrainablePipe):
         return self.decode(output)
 
     def token_probs(self, output: SubwordScores) -> Tuple[numpy.ndarray, numpy.ndarray]:
-        """Per-token tag probabilities (aggregated subword softmax) and which tokens had subwords."""
+        """Per-token IOB2 tag probabilities (aggregated subword softmax) and which tokens had subwords."""
         probs = _softmax(self.model.ops.to_numpy(output.scores))
         pairs = TokenRows.from_ragged(output.align)
-        return aggregate(probs, pairs, self.aggregation, output.window_length)
+        token_probs, has_rows = aggregate(probs, pairs, self.aggregation, output.window_length)
+        head = self.head
+        if not head.is_bio():
+            token_probs = token_probs @ head.to_bio()
+        return token_probs, has_rows
 
     def decode(self, output: SubwordScores) -> TaggedBatch:
         """Subword scores -> token probabilities -> constrained Viterbi -> entity spans."""
-        scheme = self.scheme
         token_probs, has_rows = self.token_probs(output)
         self.alignment_stats["tokens_without_subwords"] += int((~has_rows).sum())
-        log_probs = numpy.log(numpy.maximum(token_probs, 1e-12))
-        log_probs[~has_rows] = _no_rows_prior(scheme)
-        tags = viterbi(log_probs, output.doc_lengths, scheme.allowed_transitions())
-        token_scores = numpy.take_along_axis(token_probs, tags[:, None], axis=1)[:, 0]
-        entities = tags_to_spans(tags, token_scores)
+        entities = self.decode_probs(token_probs, has_rows, output.doc_lengths, self.entity_bias)
         trf_batch = output.trf_batch if self.store_trf_data else None
         return TaggedBatch(output.doc_lengths, entities, trf_batch)
+
+    def decode_probs(
+        self, token_probs: numpy.ndarray, has_rows: numpy.ndarray, doc_lengths: numpy.ndarray,
+        entity_bias: float,
+    ) -> EntitySpans:
+        """Token probabilities -> constrained Viterbi (entity tags biased by `entity_bias`) -> spans."""
+        scheme = self.scheme
+        log_probs = numpy.log(numpy.maximum(token_probs, 1e-12))
+        log_probs[:, 1:] += entity_bias
+        log_probs[~has_rows] = _no_rows_prior(scheme)
+        tags = viterbi(log_probs, doc_lengths, scheme.allowed_transitions())
+        token_scores = numpy.take_along_axis(token_probs, tags[:, None], axis=1)[:, 0]
+        return tags_to_spans(tags, token_scores)
 
     def set_annotations(self, docs: Iterable[Doc], batch: TaggedBatch) -> None:
         """Write the decoded entities to `doc.ents` (and `doc.spans[spans_key]`)."""
@@ -258,9 +311,9 @@ class SubwordNER(TrainablePipe):
         missing annotation) give no training signal.
         """
         validate_examples(examples, "SubwordNER.get_loss")
-        scheme = self.scheme
+        head = self.head
         token_gold = numpy.concatenate(
-            [scheme.encode(eg.get_aligned_ner()) for eg in examples] or [numpy.zeros((0,), "i")]
+            [head.encode(eg.get_aligned_ner()) for eg in examples] or [numpy.zeros((0,), "i")]
         )
         pairs = TokenRows.from_ragged(output.align)
         scores = self.model.ops.to_numpy(output.scores)

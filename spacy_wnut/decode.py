@@ -6,11 +6,9 @@ even ids above 0. Everything works on whole batches: docs are concatenated and
 their lengths given separately.
 """
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 import numpy
-
-from .conll import split_tag
 
 # Finite stand-in for log(0): keeps sums free of inf - inf = nan.
 FORBIDDEN = -1e9
@@ -43,24 +41,6 @@ class TagScheme:
         inside = self.is_inside()
         same_label = (label[:, None] == label[None, :]) & (ids[:, None] > 0)
         return ~inside[None, :] | same_label
-
-    def encode(self, tags: Sequence[Optional[str]]) -> numpy.ndarray:
-        """Tag strings (IOB2 or BILUO; None or '-' for unknown) to ids, -1 for unknown.
-
-        BILUO is folded into BIO: U- and B- become B-, L- and I- become I-.
-        Labels outside the scheme count as unknown (-1): no training signal.
-        """
-        index = {label: i for i, label in enumerate(self.labels)}
-        ids = numpy.full(len(tags), -1, dtype="i")
-        for i, tag in enumerate(tags):
-            if tag is None or tag == "-" or tag == "":
-                continue
-            prefix, label = split_tag(tag)
-            if prefix == "O":
-                ids[i] = 0
-            elif label in index:
-                ids[i] = 1 + 2 * index[label] + (prefix in ("I", "L"))
-        return ids
 
 
 def viterbi(

@@ -58,12 +58,15 @@ def configure_strided_spans(window: int, stride: int) -> Callable:
 def build_subword_tagger(
     transformer: Model[List[Doc], FullTransformerBatch],
     dropout: float = 0.1,
+    freeze_embeddings: bool = False,
     nO: Optional[int] = None,
 ) -> Model[List[Doc], SubwordScores]:
     """A HF encoder + dropout + linear head scoring every subword.
 
     transformer: e.g. `spacy-transformers.TransformerModel.v3`.
     dropout: before the head, as in HF's token-classification models.
+    freeze_embeddings: keep the encoder's input (word piece) embeddings fixed
+        during training; they are half of a small encoder's weights.
     nO: number of tags; set by the component at `initialize`.
     """
     head = Linear(nO=nO)
@@ -74,6 +77,7 @@ def build_subword_tagger(
         layers=[transformer, Dropout(dropout), head],
         refs={"transformer": transformer, "output_layer": head},
         dims={"nO": nO},
+        attrs={"freeze_embeddings": freeze_embeddings},
     )
 
 
@@ -81,6 +85,9 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
     transformer = model.get_ref("transformer")
     head = model.get_ref("output_layer")
     transformer.initialize(X=X)
+    if model.attrs["freeze_embeddings"]:
+        # The shim only updates parameters that received a gradient.
+        transformer.transformer.get_input_embeddings().weight.requires_grad_(False)
     head.set_dim("nI", transformer.get_dim("nO"), force=True)
     if model.has_dim("nO"):
         head.set_dim("nO", model.get_dim("nO"), force=True)

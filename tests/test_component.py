@@ -281,3 +281,15 @@ def test_any_text_and_tokenization_gives_entities_on_token_boundaries(trained_nl
         assert doc[ent.start].ent_iob_ == "B" and all(t.ent_iob_ == "I" for t in doc[ent.start + 1 : ent.end])
         previous_end = ent.end
     assert all(t.ent_iob_ in ("B", "I", "O") for t in doc)
+
+
+def test_freeze_embeddings_keeps_word_embeddings_fixed(tiny_transformer):
+    nlp = make_nlp(tiny_transformer, model={"freeze_embeddings": True, "transformer": {"name": str(tiny_transformer)}})
+    examples = train_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    encoder = nlp.get_pipe("wnut_ner").model.get_ref("transformer").transformer
+    embeddings = encoder.get_input_embeddings().weight.detach().clone()
+    layer = encoder.encoder.layer[0].attention.self.query.weight.detach().clone()
+    nlp.update(examples, sgd=optimizer)
+    assert (encoder.get_input_embeddings().weight == embeddings).all()
+    assert not (encoder.encoder.layer[0].attention.self.query.weight == layer).all()

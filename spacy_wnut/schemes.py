@@ -1,0 +1,157 @@
+"""Tag schemes of a token-classification head, and how they map onto the BIO tags we decode.
+
+A head trained here predicts IOB2 tags (`O, B-x, I-x, ...`). A head imported
+from a Hugging Face checkpoint predicts whatever its `id2label` says: IOB2,
+IOB1, BIOES, BILOU or plain labels (`PER`). Decoding always runs on IOB2:
+`to_bio` is a matrix that turns the head's tag probabilities into IOB2
+scores, and `encode` turns spaCy's BILUO gold tags into the head's tag ids so
+that an imported head can be fine-tuned in its own scheme.
+"""
+import re
+from dataclasses import dataclass
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy
+
+from .decode import TagScheme
+
+SCHEMES = ("auto", "IOB2", "IOB1", "BIOES", "BILOU", "plain")
+_PREFIXES = {"IOB2": "BI", "IOB1": "BI", "BIOES": "BIES", "BILOU": "BILU"}
+_PREFIXED = re.compile(r"^([BIESLU])-(.+)$")
+# Where a head tag may either start or continue an entity (IOB1's I-, plain
+# labels), continuing wins over starting a new one when both are allowed,
+# as in the transformers pipeline's entity grouping.
+_START_WEIGHT = 1.0 - 1e-3
+
+
+@dataclass(frozen=True)
+class HeadScheme:
+    """The tags a head predicts (in head row order) and their scheme."""
+
+    tags: Tuple[str, ...]
+    kind: str
+
+    @classmethod
+    def iob2(cls, labels: Sequence[str]) -> "HeadScheme":
+        """The head this package trains: `TagScheme(labels).tags`."""
+        return cls(tuple(TagScheme(tuple(labels)).tags), "IOB2")
+
+    @classmethod
+    def from_id2label(cls, id2label: Mapping[int, str], kind: str = "auto") -> "HeadScheme":
+        """Read a HF config's `id2label`; `kind="auto"` tells IOB2/BIOES/BILOU/plain by the prefixes.
+
+        IOB1 uses the same prefixes as IOB2 and must be named. Raises
+        ValueError naming every label that does not fit the scheme.
+        """
+        if kind not in SCHEMES:
+            raise ValueError(f"unknown tag scheme {kind!r}: use one of {SCHEMES}")
+        tags = tuple(id2label[i] for i in sorted(int(k) for k in id2label))
+        if "O" not in tags:
+            raise ValueError(f"the checkpoint's labels have no 'O' tag: {list(tags)}")
+        found = {m.group(1) for m in map(_PREFIXED.match, tags) if m}
+        if kind == "auto":
+            kind = _guess_kind(found)
+        allowed = _PREFIXES.get(kind, "")
+        bad = [
+            tag for tag in tags
+            if tag != "O" and (
+                (kind == "plain") == bool(_PREFIXED.match(tag))
+                or (kind != "plain" and _PREFIXED.match(tag).group(1) not in allowed)
+            )
+        ]
+        if bad:
+            raise ValueError(
+                f"cannot map the checkpoint's labels {bad} onto scheme {kind} "
+                f"(all labels: {list(tags)}); name the scheme with `checkpoint_scheme`"
+            )
+        if len(set(tags)) != len(tags):
+            raise ValueError(f"the checkpoint's labels repeat: {list(tags)}")
+        return cls(tags, kind)
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        """Entity labels, in order of first appearance among the tags."""
+        seen: Dict[str, None] = {}
+        for tag in self.tags:
+            if tag != "O":
+                seen.setdefault(_split(tag, self.kind)[1], None)
+        return tuple(seen)
+
+    @property
+    def bio(self) -> TagScheme:
+        """The IOB2 scheme decoding runs on."""
+        return TagScheme(self.labels)
+
+    def is_bio(self) -> bool:
+        """True when the head's tags are exactly the IOB2 decoding tags (no mapping needed)."""
+        return self.kind == "IOB2" and list(self.tags) == self.bio.tags
+
+    def to_bio(self) -> numpy.ndarray:
+        """(n_head_tags, n_bio_tags) weights: IOB2 scores = head probabilities @ this."""
+        bio = self.bio
+        column = {tag: i for i, tag in enumerate(bio.tags)}
+        matrix = numpy.zeros((len(self.tags), bio.n_tags), dtype="f")
+        for row, tag in enumerate(self.tags):
+            if tag == "O":
+                matrix[row, 0] = 1.0
+                continue
+            prefix, label = _split(tag, self.kind)
+            if prefix in ("B", "S", "U"):
+                matrix[row, column[f"B-{label}"]] = 1.0
+            elif prefix in ("E", "L") or (prefix == "I" and self.kind in ("IOB2", "BIOES", "BILOU")):
+                matrix[row, column[f"I-{label}"]] = 1.0
+            else:  # IOB1 I- or a plain label: starts or continues an entity
+                matrix[row, column[f"I-{label}"]] = 1.0
+                matrix[row, column[f"B-{label}"]] = _START_WEIGHT
+        return matrix
+
+    def encode(self, biluo: Sequence[Optional[str]]) -> numpy.ndarray:
+        """spaCy BILUO gold tags (None or '-' unknown) to head tag ids, -1 where unknown or unmappable."""
+        index = {tag: i for i, tag in enumerate(self.tags)}
+        ids = numpy.full(len(biluo), -1, dtype="i")
+        previous: Optional[str] = None
+        for i, tag in enumerate(biluo):
+            if tag in (None, "", "-"):
+                previous = None
+                continue
+            if tag == "O":
+                ids[i] = index["O"]
+                previous = tag
+                continue
+            prefix, label = tag.split("-", 1)
+            ids[i] = index.get(self._head_tag(prefix, label, previous), -1)
+            previous = tag
+        return ids
+
+    def _head_tag(self, prefix: str, label: str, previous: Optional[str]) -> str:
+        if self.kind == "plain":
+            return label
+        if self.kind == "BILOU":
+            return f"{prefix}-{label}"
+        if self.kind == "BIOES":
+            return f"{dict(U='S', L='E').get(prefix, prefix)}-{label}"
+        starts = prefix in ("B", "U")
+        if self.kind == "IOB1":
+            after_same = previous is not None and previous[:1] in ("L", "U") and previous[2:] == label
+            return f"{'B' if starts and after_same else 'I'}-{label}"
+        return f"{'B' if starts else 'I'}-{label}"
+
+
+def _guess_kind(prefixes: set) -> str:
+    if not prefixes:
+        return "plain"
+    for kind in ("IOB2", "BIOES", "BILOU"):
+        if prefixes <= set(_PREFIXES[kind]) and (kind == "IOB2" or prefixes - set("BI")):
+            return kind
+    raise ValueError(
+        f"the checkpoint's tag prefixes {sorted(prefixes)} fit no scheme "
+        f"(IOB: B I; BIOES: B I E S; BILOU: B I L U)"
+    )
+
+
+def _split(tag: str, kind: str) -> Tuple[str, str]:
+    if kind == "plain":
+        return "", tag
+    prefix, label = tag.split("-", 1)
+    return prefix, label
+

@@ -1,0 +1,228 @@
+"""HF token-classification checkpoints into the component and back out, with `pipeline()` parity."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+import torch
+from spacy.training import Example
+from transformers import AutoModelForTokenClassification, BertForTokenClassification, BertTokenizerFast, pipeline
+
+from spacy.util import fix_random_seed
+
+from conftest import TRAIN_DATA, ents_of, make_nlp, train_examples
+from spacy_wnut.hf_checkpoint import export_hf, from_hf, has_invalid_i_start, pipeline_word_tags
+
+TEXTS = [text for text, _ in TRAIN_DATA]
+GOLD = [[(s, e, label) for s, e, label in ents] for _, ents in TRAIN_DATA]
+MORE_TEXTS = ["tom hanks and apple inc in new york", "game of thrones , the new apple", "watching tom"]
+
+
+def make_checkpoint(tiny_transformer, path, tags, favour=None):
+    """A tiny BertForTokenClassification with these tags; `favour` makes every token that tag."""
+    torch.manual_seed(0)
+    model = BertForTokenClassification.from_pretrained(
+        tiny_transformer, id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)}
+    )
+    if favour is not None:
+        with torch.no_grad():
+            model.classifier.weight.zero_()
+            model.classifier.bias.fill_(-10.0)
+            model.classifier.bias[tags.index(favour)] = 10.0
+    model.save_pretrained(path)
+    BertTokenizerFast.from_pretrained(tiny_transformer).save_pretrained(path)
+    return path
+
+
+def hf_entities(checkpoint, texts):
+    ner = pipeline("token-classification", model=str(checkpoint), aggregation_strategy="first", device="cpu")
+    return [[(e["start"], e["end"], e["entity_group"]) for e in ner(text)] for text in texts]
+
+
+@pytest.fixture(scope="module")
+def exported(trained_nlp, tmp_path_factory):
+    return export_hf(trained_nlp, tmp_path_factory.mktemp("exported"))
+
+
+def test_export_writes_a_checkpoint_transformers_loads_unchanged(exported, trained_nlp):
+    assert (exported / "model.safetensors").exists() and (exported / "tokenizer.json").exists()
+    model = AutoModelForTokenClassification.from_pretrained(exported)
+    tags = trained_nlp.get_pipe("wnut_ner").head.tags
+    assert tuple(model.config.id2label.values()) == tags
+    assert model.config.label2id == {tag: i for i, tag in enumerate(tags)}
+
+
+def test_exported_checkpoint_predicts_as_the_component_in_the_hf_pipeline(exported, trained_nlp):
+    """Equal entities, except where the pipeline's tags start with an invalid I- that Viterbi repairs."""
+    texts = TEXTS + MORE_TEXTS
+    assert hf_entities(exported, TEXTS) == GOLD
+    hf_model = AutoModelForTokenClassification.from_pretrained(exported).eval()
+    tokenizer = BertTokenizerFast.from_pretrained(exported)
+    for text, theirs, ours in zip(texts, hf_entities(exported, texts), ents_of(trained_nlp.pipe(texts))):
+        tags = pipeline_word_tags(hf_model, tokenizer, text)
+        assert ours == theirs or has_invalid_i_start(tags), (text, tags, ours, theirs)
+
+
+def test_invalid_i_start_is_detected():
+    assert has_invalid_i_start(["O", "I-PER"]) and has_invalid_i_start(["I-PER"])
+    assert has_invalid_i_start(["B-LOC", "I-PER"])
+    assert not has_invalid_i_start(["B-PER", "I-PER", "O", "B-creative-work", "I-creative-work"])
+
+
+def test_import_of_export_gives_identical_predictions(exported, trained_nlp):
+    imported = from_hf(exported)
+    texts = TEXTS + MORE_TEXTS
+    assert ents_of(imported.pipe(texts)) == ents_of(trained_nlp.pipe(texts))
+    ours, theirs = (nlp.get_pipe("wnut_ner") for nlp in (imported, trained_nlp))
+    docs = [trained_nlp.make_doc(t) for t in texts]
+    assert numpy.allclose(ours.token_probs(ours.model.predict(docs))[0],
+                          theirs.token_probs(theirs.model.predict(docs))[0], atol=1e-5)
+
+
+def test_imported_pipeline_saves_and_loads_offline(exported, tmp_path, monkeypatch):
+    checkpoint = shutil.copytree(exported, tmp_path / "checkpoint")
+    nlp = from_hf(checkpoint)
+    nlp.to_disk(tmp_path / "pipeline")
+    shutil.rmtree(checkpoint)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert ents_of(loaded.pipe(TEXTS)) == ents_of(nlp.pipe(TEXTS))
+    assert loaded.get_pipe("wnut_ner").head == nlp.get_pipe("wnut_ner").head
+
+
+@pytest.mark.parametrize("kind", ["BIOES", "BILOU"])
+def test_duplicated_rows_in_another_scheme_predict_the_same(trained_nlp, exported, tmp_path, kind):
+    """An IOB2 head rewritten as BIOES/BILOU predicts the same.
+
+    Each entity row is split in two (B into B and S/U, I into I and E/L) with
+    bias - log 2, so each pair's probabilities sum to the original row's.
+    """
+    model = AutoModelForTokenClassification.from_pretrained(exported)
+    start, end = ("S", "E") if kind == "BIOES" else ("U", "L")
+    rows, tags = [], []
+    for i, tag in model.config.id2label.items():
+        rows.append(i)
+        tags.append(tag)
+        if tag != "O":
+            rows.append(i)
+            tags.append(f"{start if tag[0] == 'B' else end}-{tag[2:]}")
+    new = BertForTokenClassification.from_pretrained(
+        exported, id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)}, ignore_mismatched_sizes=True
+    )
+    with torch.no_grad():
+        new.classifier.weight.copy_(model.classifier.weight[rows])
+        split = torch.tensor([0.0 if tag == "O" else numpy.log(2.0) for tag in tags])
+        new.classifier.bias.copy_(model.classifier.bias[rows] - split)
+    new.save_pretrained(tmp_path)
+    BertTokenizerFast.from_pretrained(exported).save_pretrained(tmp_path)
+    nlp = from_hf(tmp_path)
+    assert nlp.get_pipe("wnut_ner").head.kind == kind
+    texts = TEXTS + MORE_TEXTS
+    assert ents_of(nlp.pipe(texts)) == ents_of(trained_nlp.pipe(texts))
+
+
+@pytest.mark.parametrize(
+    "tags,kind,favour,one_entity_per_token",
+    [
+        (["O", "PER"], "auto", "PER", False),
+        (["O", "B-PER", "I-PER"], "IOB1", "I-PER", False),
+        (["O", "B-PER", "I-PER"], "IOB1", "B-PER", True),
+        (["O", "B-PER", "I-PER", "E-PER", "S-PER"], "auto", "S-PER", True),
+    ],
+)
+def test_start_or_continue_semantics(tiny_transformer, tmp_path, tags, kind, favour, one_entity_per_token):
+    nlp = from_hf(make_checkpoint(tiny_transformer, tmp_path, tags, favour), scheme=kind)
+    doc = nlp("tom hanks in new york")
+    expected = [(i, i + 1) for i in range(5)] if one_entity_per_token else [(0, 5)]
+    assert [(e.start, e.end, e.label_) for e in doc.ents] == [(s, e, "PER") for s, e in expected]
+
+
+def test_plain_labels_match_the_hf_pipeline(tiny_transformer, tmp_path):
+    checkpoint = make_checkpoint(tiny_transformer, tmp_path, ["O", "PER"], "PER")
+    assert ents_of(from_hf(checkpoint).pipe(MORE_TEXTS)) == hf_entities(checkpoint, MORE_TEXTS)
+
+
+def test_imported_bioes_head_fine_tunes_in_its_own_scheme(tiny_transformer, tmp_path):
+    tags = ["O"] + [f"{p}-{label}" for label in ("location", "person", "creative-work", "corporation") for p in "BIES"]
+    nlp = from_hf(make_checkpoint(tiny_transformer, tmp_path, tags))
+    fix_random_seed(0)
+    examples = train_examples(nlp)
+    optimizer = nlp.create_optimizer()
+    optimizer.learn_rate = 1e-3
+    for _ in range(60):
+        nlp.update(examples, sgd=optimizer)
+    assert ents_of(nlp.pipe(TEXTS)) == GOLD
+
+
+def test_unmappable_checkpoint_labels_are_named(tiny_transformer, tmp_path):
+    checkpoint = make_checkpoint(tiny_transformer, tmp_path, ["O", "B-PER", "I-PER", "MISC"])
+    with pytest.raises(ValueError, match=rf"{tmp_path}.*\['MISC'\]"):
+        from_hf(checkpoint)
+
+
+def test_labels_and_checkpoint_head_together_are_an_error(tiny_transformer, tmp_path):
+    nlp = make_nlp(make_checkpoint(tiny_transformer, tmp_path, ["O", "B-PER", "I-PER"]))
+    sample = [Example.from_dict(nlp.make_doc("x"), {})]
+    with pytest.raises(ValueError, match="either `labels` or `checkpoint_head`"):
+        nlp.get_pipe("wnut_ner").initialize(lambda: sample, labels=["PER"], checkpoint_head=True)
+
+
+def test_checkpoint_head_from_the_config(tiny_transformer, tmp_path):
+    """`[initialize.components.wnut_ner] checkpoint_head = true`, as `spacy assemble` runs it."""
+    checkpoint = make_checkpoint(tiny_transformer, tmp_path / "ckpt", ["O", "PER"], "PER")
+    nlp = make_nlp(checkpoint)
+    nlp.config["initialize"]["components"]["wnut_ner"] = {"checkpoint_head": True}
+    nlp.initialize()
+    assert [(e.text, e.label_) for e in nlp("tom hanks").ents] == [("tom hanks", "PER")]
+
+
+def test_cli_round_trip_and_errors(trained_nlp, tmp_path):
+    trained_nlp.to_disk(tmp_path / "pipeline")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "spacy_wnut", *map(str, args)], capture_output=True, text=True)
+
+    out = cli("export-hf", tmp_path / "pipeline", tmp_path / "hf")
+    assert out.returncode == 0, out.stderr
+    out = cli("import-hf", tmp_path / "hf", tmp_path / "back")
+    assert out.returncode == 0 and "IOB2" in out.stdout, out.stderr
+    assert ents_of(spacy.load(tmp_path / "back").pipe(TEXTS)) == GOLD
+    out = cli("import-hf", tmp_path / "missing", tmp_path / "x")
+    assert out.returncode == 1 and "missing" in out.stderr
+    out = cli("export-hf", tmp_path / "pipeline", tmp_path / "y", "--component", "ner")
+    assert out.returncode == 1 and "ner" in out.stderr
+
+
+def test_trainer_recipe_script_trains_and_its_checkpoint_serves_in_spacy(tiny_transformer, tmp_path):
+    """bench/hf_recipe.py (the scale-out route: Trainer / accelerate) for a few CPU steps, then import."""
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank("en")
+    DocBin(docs=[eg.reference for eg in train_examples(nlp)]).to_disk(tmp_path / "data.spacy")
+    script = Path(__file__).parents[1] / "bench" / "hf_recipe.py"
+    out = subprocess.run(
+        [sys.executable, str(script), str(tiny_transformer), str(tmp_path / "data.spacy"),
+         str(tmp_path / "data.spacy"), str(tmp_path / "hf"), "--max-steps", "4", "--batch-size", "2"],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    checkpoint = tmp_path / "hf" / "best"
+    imported = from_hf(checkpoint)
+    assert set(imported.get_pipe("wnut_ner").labels) == {"corporation", "creative-work", "location", "person"}
+    # The component's token probabilities are the checkpoint's, on each word's first subword.
+    hf_model = AutoModelForTokenClassification.from_pretrained(checkpoint).eval()
+    tokenizer = BertTokenizerFast.from_pretrained(checkpoint)
+    pipe = imported.get_pipe("wnut_ner")
+    for text in TEXTS + MORE_TEXTS:
+        doc = imported.make_doc(text)
+        words = [t.text for t in doc]
+        encoded = tokenizer(words, is_split_into_words=True, return_tensors="pt")
+        with torch.inference_mode():
+            probs = hf_model(**encoded).logits[0].softmax(-1).numpy()
+        word_ids = encoded.word_ids()
+        first = [word_ids.index(i) for i in range(len(words))]
+        ours, _ = pipe.token_probs(pipe.model.predict([doc]))
+        assert numpy.allclose(ours, probs[first], atol=1e-5)
