@@ -1,4 +1,4 @@
-"""Command line: `python -m spacy_wnut {fetch,convert,convert-hf,evaluate,tune-bias,import-hf,export-hf} ...`. Thin: parses, calls the library."""
+"""Command line: `python -m spacy_wnut {fetch,convert,convert-hf,evaluate,tune-bias,import-hf,export-hf,annotate,report} ...`. Thin: parses, calls the library."""
 import argparse
 import sys
 from typing import List, Optional
@@ -106,6 +106,32 @@ def _export_hf(args: argparse.Namespace) -> None:
     print(f"wrote {out}: load it with AutoModelForTokenClassification.from_pretrained or pipeline('ner')")
 
 
+def _annotate(args: argparse.Namespace) -> None:
+    from .annotate import annotate, print_summary
+
+    summary = annotate(
+        args.model, args.input, args.output, input_format=args.input_format,
+        output_format=args.output_format, batch_size=args.batch_size, n_process=args.n_process,
+        skip_bad_lines=args.skip_bad_lines, progress=not args.no_progress,
+    )
+    print_summary(summary)
+
+
+def _report(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    import spacy
+
+    from .report import build_report, predict_examples, render_html, summary_text
+
+    nlp = spacy.load(args.model)
+    report = build_report(predict_examples(nlp, args.data), n_worst=args.worst)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(render_html(report, title=f"{args.model} on {args.data}"), encoding="utf-8")
+    print(summary_text(report))
+    print(f"wrote {args.output}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser, one sub-command per library entry point."""
     parser = argparse.ArgumentParser(prog="python -m spacy_wnut", description=__doc__)
@@ -169,6 +195,26 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("output", help="directory for the checkpoint")
     exp.add_argument("--component", default="wnut_ner", help="name of the wnut_ner component")
     exp.set_defaults(func=_export_hf)
+
+    ann = commands.add_parser("annotate", help="tag text, JSONL or DocBin; write JSONL, DocBin shards or HTML")
+    ann.add_argument("model", help="trained pipeline name or directory")
+    ann.add_argument("input", help=".txt (one doc per line), .jsonl ({'text': ...} + metadata) or .spacy")
+    ann.add_argument("output", help=".jsonl, .html, or a .spacy directory (DocBin shards)")
+    ann.add_argument("--input-format", choices=["txt", "jsonl", "spacy"], default=None)
+    ann.add_argument("--output-format", choices=["jsonl", "spacy", "html"], default=None)
+    ann.add_argument("--batch-size", type=int, default=64)
+    ann.add_argument("--n-process", type=int, default=1)
+    ann.add_argument("--skip-bad-lines", action="store_true",
+                     help="skip (and count) bad input lines instead of stopping at the first")
+    ann.add_argument("--no-progress", action="store_true")
+    ann.set_defaults(func=_annotate)
+
+    rep = commands.add_parser("report", help="HTML evaluation report with charts and the worst sentences")
+    rep.add_argument("model", help="trained pipeline name or directory")
+    rep.add_argument("data", help=".spacy DocBin with gold entities")
+    rep.add_argument("output", help="HTML file to write")
+    rep.add_argument("--worst", type=int, default=20, help="how many of the worst sentences to show")
+    rep.set_defaults(func=_report)
     return parser
 
 

@@ -74,6 +74,11 @@ def to_hf_model(nlp: Language, name: str = "wnut_ner"):
     from transformers import AutoModelForTokenClassification
 
     pipe = nlp.get_pipe(name)
+    if pipe.model.attrs.get("casing_features"):
+        raise ValueError(
+            f"[{name}] uses spaCy token casing features (`model.casing_features = true`), "
+            "which a HF token-classification checkpoint cannot hold"
+        )
     encoder = pipe.model.get_ref("transformer").transformer
     head_layer = pipe.model.get_ref("output_layer")
     tags = pipe.head.tags

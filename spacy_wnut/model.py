@@ -43,6 +43,34 @@ class SubwordScores:
         return cls(numpy.zeros((0, n_tags), dtype="f"), align, lengths, 1)
 
 
+# Casing classes of a token: 0 for rows of no token (special tokens, padding).
+CASING_ATTRS = ["IS_TITLE", "IS_UPPER", "IS_LOWER"]
+N_CASINGS = 5  # none, Title, UPPER, lower, other
+# The optimizer's learning rate suits the encoder's weights; scaling these few
+# biases lets Adam (whose steps do not depend on the gradient's scale) move
+# them by whole logits within one fine-tuning run.
+CASING_SCALE = 20.0
+
+
+def token_casings(docs: List[Doc]) -> numpy.ndarray:
+    """Casing class per token of the docs (concatenated): 1 Title, 2 UPPER, 3 lower, 4 other."""
+    flags = [doc.to_array(CASING_ATTRS).reshape(-1, 3) for doc in docs if len(doc)]
+    if not flags:
+        return numpy.zeros((0,), dtype="i")
+    flags = numpy.concatenate(flags).astype(bool)
+    # The first flag that holds wins ("I" is both Title and UPPER: Title).
+    return numpy.where(flags.any(axis=1), flags.argmax(axis=1) + 1, 4).astype("i")
+
+
+def row_casings(docs: List[Doc], align: Ragged, n_rows: int) -> numpy.ndarray:
+    """Casing class of the token each subword row belongs to (0 for rows of no token)."""
+    lengths = numpy.asarray(align.lengths)
+    token_of_entry = numpy.repeat(numpy.arange(len(lengths)), lengths)
+    rows = numpy.zeros((n_rows,), dtype="i")
+    rows[numpy.asarray(align.dataXd).ravel()] = token_casings(docs)[token_of_entry]
+    return rows
+
+
 @registry.span_getters("spacy_wnut.strided_spans.v1")
 def configure_strided_spans(window: int, stride: int) -> Callable:
     """Overlapping windows of `window` tokens every `stride` tokens (validated)."""
@@ -59,6 +87,7 @@ def build_subword_tagger(
     transformer: Model[List[Doc], FullTransformerBatch],
     dropout: float = 0.1,
     freeze_embeddings: bool = False,
+    casing_features: bool = False,
     nO: Optional[int] = None,
 ) -> Model[List[Doc], SubwordScores]:
     """A HF encoder + dropout + linear head scoring every subword.
@@ -67,6 +96,9 @@ def build_subword_tagger(
     dropout: before the head, as in HF's token-classification models.
     freeze_embeddings: keep the encoder's input (word piece) embeddings fixed
         during training; they are half of a small encoder's weights.
+    casing_features: add a learned per-tag bias for the casing of the spaCy
+        token each subword belongs to (lower, Title, UPPER, other). Uncased
+        encoders lose this signal; a checkpoint exported to HF cannot hold it.
     nO: number of tags; set by the component at `initialize`.
     """
     head = Linear(nO=nO)
@@ -77,7 +109,8 @@ def build_subword_tagger(
         layers=[transformer, Dropout(dropout), head],
         refs={"transformer": transformer, "output_layer": head},
         dims={"nO": nO},
-        attrs={"freeze_embeddings": freeze_embeddings},
+        params={"casing_W": None} if casing_features else {},
+        attrs={"freeze_embeddings": freeze_embeddings, "casing_features": casing_features},
     )
 
 
@@ -92,6 +125,8 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
     if model.has_dim("nO"):
         head.set_dim("nO", model.get_dim("nO"), force=True)
     head.initialize()
+    if model.attrs["casing_features"]:
+        model.set_param("casing_W", model.ops.alloc2f(N_CASINGS, head.get_dim("nO")))
 
 
 def forward(
@@ -112,9 +147,17 @@ def forward(
             "the span getter must give every doc with tokens at least one span; "
             f"aligned {batch.align.lengths.shape[0]} of {lengths.sum()} tokens"
         )
+    casing_rows = None
+    if model.attrs["casing_features"]:
+        casing_rows = row_casings(docs, batch.align, scores.shape[0])
+        scores = scores + CASING_SCALE * model.get_param("casing_W")[casing_rows]
     output = SubwordScores(scores, batch.align, lengths, window_length, batch)
 
     def backprop(d_scores: Floats2d) -> List[Doc]:
+        if casing_rows is not None:
+            d_casing = model.ops.alloc2f(*model.get_param("casing_W").shape)
+            numpy.add.at(d_casing, casing_rows, CASING_SCALE * d_scores)
+            model.inc_grad("casing_W", d_casing)
         d_hidden = backprop_dropout(backprop_head(d_scores))
         d_output = ModelOutput(
             last_hidden_state=xp2torch(d_hidden.reshape(n_windows, window_length, width))

@@ -293,3 +293,34 @@ def test_freeze_embeddings_keeps_word_embeddings_fixed(tiny_transformer):
     nlp.update(examples, sgd=optimizer)
     assert (encoder.get_input_embeddings().weight == embeddings).all()
     assert not (encoder.encoder.layer[0].attention.self.query.weight == layer).all()
+
+
+@pytest.fixture(scope="module")
+def casing_nlp(tiny_transformer):
+    nlp = make_nlp(tiny_transformer, model={"casing_features": True, "transformer": {"name": str(tiny_transformer)}})
+    overfit(nlp)
+    return nlp
+
+
+def test_casing_features_learn_and_round_trip(casing_nlp, tiny_transformer, tmp_path):
+    assert ents_of(casing_nlp.pipe(TEXTS)) == GOLD
+    casing = casing_nlp.get_pipe("wnut_ner").model.get_param("casing_W")
+    assert casing[0].tolist() == [0.0] * casing.shape[1] and numpy.abs(casing[1:]).sum() > 0
+    casing_nlp.to_disk(tmp_path)
+    assert ents_of(spacy.load(tmp_path).pipe(TEXTS + ["TOM HANKS", "Apple Inc"])) == ents_of(
+        casing_nlp.pipe(TEXTS + ["TOM HANKS", "Apple Inc"])
+    )
+
+
+def test_casing_classes():
+    from spacy_wnut.model import token_casings
+
+    doc = spacy.blank("en")("I love USA and iPhone 123 Tom")
+    assert token_casings([doc, spacy.blank("en")("")]).tolist() == [1, 3, 2, 3, 4, 4, 1]
+
+
+def test_casing_features_cannot_be_exported(casing_nlp, tmp_path):
+    from spacy_wnut.hf_checkpoint import export_hf
+
+    with pytest.raises(ValueError, match="casing features"):
+        export_hf(casing_nlp, tmp_path)

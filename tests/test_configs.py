@@ -25,7 +25,7 @@ def test_default_backbone_is_distilbert():
 def test_project_workflow_runs_every_step_with_checksummed_assets():
     project = srsly.read_yaml(ROOT / "project.yml")
     commands = {c["name"]: c for c in project["commands"]}
-    assert project["workflows"]["all"] == ["fetch", "convert", "train", "tune", "evaluate"]
+    assert project["workflows"]["all"] == ["fetch", "convert", "train", "tune", "evaluate", "report"]
     assert all(name in commands for name in project["workflows"]["all"])
     assert "training/model-best" in commands["train"]["outputs"]
     assert {"transformer", "mirror"} <= set(project["vars"])

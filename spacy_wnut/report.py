@@ -1,0 +1,200 @@
+"""An evaluation report people can look at: one self-contained HTML file and a console summary.
+
+Overall and per-type P/R/F1 (spaCy's scorer and seqeval side by side), a
+token-level label confusion matrix and a per-type F1 bar chart (PNG, embedded),
+and the sentences with the most entity errors rendered by displaCy, gold
+beside prediction.
+"""
+import base64
+import html
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple, Union
+
+import numpy
+from spacy import displacy
+from spacy.language import Language
+from spacy.scorer import get_ner_prf
+from spacy.tokens import Doc
+from spacy.training import Corpus, Example
+
+from .scoring import seqeval_scores
+
+OUTSIDE = "O"
+
+
+@dataclass
+class Report:
+    """Everything the HTML page and the console summary show."""
+
+    spacy_scores: Dict[str, Any]
+    seqeval: Dict[str, Any]
+    labels: List[str]
+    confusion: numpy.ndarray  # (gold label, predicted label) token counts, O last
+    worst: List[Tuple[int, Example]]  # (entity errors, example), worst first
+    n_docs: int
+
+
+def token_labels(doc: Doc) -> List[str]:
+    """Entity type of each token, `O` outside entities."""
+    return [token.ent_type_ or OUTSIDE for token in doc]
+
+
+def confusion_matrix(examples: Sequence[Example], labels: Sequence[str]) -> numpy.ndarray:
+    """Token counts by (gold type, predicted type) over gold tokens, `O` as the last row/column."""
+    names = list(labels) + [OUTSIDE]
+    index = {name: i for i, name in enumerate(names)}
+    matrix = numpy.zeros((len(names), len(names)), dtype="i")
+    for eg in examples:
+        predicted = ["O"] * len(eg.reference)
+        for ent in eg.predicted.ents:
+            for i in eg.alignment.x2y[ent.start : ent.end]:
+                predicted[int(i)] = ent.label_
+        for gold, pred in zip(token_labels(eg.reference), predicted):
+            matrix[index.get(gold, index[OUTSIDE]), index.get(pred, index[OUTSIDE])] += 1
+    return matrix
+
+
+def entity_errors(example: Example) -> int:
+    """False positives plus false negatives of one example (character spans with label)."""
+    gold = {(e.start_char, e.end_char, e.label_) for e in example.reference.ents}
+    pred = {(e.start_char, e.end_char, e.label_) for e in example.predicted.ents}
+    return len(gold ^ pred)
+
+
+def build_report(examples: Sequence[Example], n_worst: int = 20) -> Report:
+    """Scores, confusion matrix and worst sentences of predicted examples."""
+    examples = list(examples)
+    spacy_scores = get_ner_prf(examples)
+    seq = seqeval_scores(examples)
+    labels = sorted({e.label_ for eg in examples for doc in (eg.reference, eg.predicted) for e in doc.ents})
+    errors = [(entity_errors(eg), i) for i, eg in enumerate(examples)]
+    worst = [(n, examples[i]) for n, i in sorted(errors, key=lambda x: (-x[0], x[1])) if n > 0][:n_worst]
+    return Report(spacy_scores, seq, labels, confusion_matrix(examples, labels), worst, len(examples))
+
+
+def predict_examples(nlp: Language, data_path: Union[str, Path], batch_size: int = 64) -> List[Example]:
+    """Run `nlp` over a gold DocBin (gold tokens) and pair predictions with the gold docs."""
+    gold = list(Corpus(data_path, gold_preproc=True)(nlp))
+    docs = nlp.pipe((eg.predicted for eg in gold), batch_size=batch_size)
+    return [Example(doc, eg.reference) for doc, eg in zip(docs, gold)]
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def charts(report: Report) -> Dict[str, str]:
+    """The confusion matrix and per-type F1 bars as base64 PNGs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = report.labels + [OUTSIDE]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(names), 0.8 + 0.7 * len(names)))
+    shown = numpy.log1p(report.confusion)
+    ax.imshow(shown, cmap="Blues")
+    for (i, j), value in numpy.ndenumerate(report.confusion):
+        ax.text(j, i, str(value), ha="center", va="center", fontsize=8,
+                color="white" if shown[i, j] > shown.max() / 2 else "black")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title("Token labels: gold vs predicted")
+    confusion_png = _png(fig)
+    plt.close(fig)
+
+    per_type = report.seqeval["per_type"]
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * max(len(per_type), 1)))
+    types = sorted(per_type, key=lambda label: per_type[label]["f"])
+    ax.barh(types, [per_type[t]["f"] for t in types], color="#4c72b0")
+    for y, label in enumerate(types):
+        ax.text(per_type[label]["f"] + 0.01, y, f"{per_type[label]['f']:.3f}", va="center", fontsize=8)
+    ax.axvline(report.seqeval["f"], color="#c44e52", linestyle="--", label=f"overall {report.seqeval['f']:.3f}")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("F1 (seqeval)")
+    ax.legend(loc="lower right")
+    f1_png = _png(fig)
+    plt.close(fig)
+    return {"confusion": confusion_png, "f1": f1_png}
+
+
+def render_html(report: Report, title: str = "spacy-wnut evaluation") -> str:
+    """The whole report as one HTML page (images inlined)."""
+    images = charts(report)
+    s, q = report.spacy_scores, report.seqeval
+    rows = [("spaCy scorer", s["ents_p"], s["ents_r"], s["ents_f"]), ("seqeval", q["p"], q["r"], q["f"])]
+    overall = "".join(f"<tr><td>{n}</td><td>{p:.4f}</td><td>{r:.4f}</td><td>{f:.4f}</td></tr>" for n, p, r, f in rows)
+    per_type_rows = []
+    for label in sorted(q["per_type"]):
+        ours = (s.get("ents_per_type") or {}).get(label, {"p": 0.0, "r": 0.0, "f": 0.0})
+        seq = q["per_type"][label]
+        per_type_rows.append(
+            f"<tr><td>{html.escape(label)}</td><td>{ours['p']:.4f}</td><td>{ours['r']:.4f}</td><td>{ours['f']:.4f}</td>"
+            f"<td>{seq['p']:.4f}</td><td>{seq['r']:.4f}</td><td>{seq['f']:.4f}</td><td>{seq['support']}</td></tr>"
+        )
+    worst = []
+    for errors, eg in report.worst:
+        with warnings.catch_warnings():  # W006: one side of a pair may have no entities
+            warnings.filterwarnings("ignore", message=r"\[W006\]")
+            gold = displacy.render(eg.reference, style="ent", jupyter=False)
+            pred = displacy.render(eg.predicted, style="ent", jupyter=False)
+        worst.append(
+            f'<div class="pair"><div class="errors">{errors} entity error(s)</div>'
+            f'<div class="side"><h4>gold</h4>{gold}</div><div class="side"><h4>predicted</h4>{pred}</div></div>'
+        )
+    return _PAGE.format(
+        title=html.escape(title), n_docs=report.n_docs, overall=overall, per_type="".join(per_type_rows),
+        confusion=images["confusion"], f1=images["f1"], n_worst=len(report.worst), worst="".join(worst),
+    )
+
+
+def summary_text(report: Report) -> str:
+    """A plain-text summary for the console."""
+    q, s = report.seqeval, report.spacy_scores
+    lines = [
+        f"{report.n_docs} docs",
+        f"{'scorer':<14}{'P':>8}{'R':>8}{'F1':>8}",
+        f"{'spaCy scorer':<14}{s['ents_p']:>8.4f}{s['ents_r']:>8.4f}{s['ents_f']:>8.4f}",
+        f"{'seqeval':<14}{q['p']:>8.4f}{q['r']:>8.4f}{q['f']:>8.4f}",
+        f"{'type':<14}{'P':>8}{'R':>8}{'F1':>8}{'support':>9}",
+    ]
+    for label in sorted(q["per_type"]):
+        row = q["per_type"][label]
+        lines.append(f"{label:<14}{row['p']:>8.4f}{row['r']:>8.4f}{row['f']:>8.4f}{row['support']:>9}")
+    if report.worst:
+        lines.append(f"worst sentence: {report.worst[0][0]} entity error(s): {report.worst[0][1].reference.text[:80]}")
+    return "\n".join(lines)
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: sans-serif; max-width: 70em; margin: 2em auto; color: #222; }}
+table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
+td, th {{ border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }}
+td:first-child {{ text-align: left; }}
+.pair {{ border-top: 1px solid #ddd; padding: 0.5em 0; }}
+.side {{ display: inline-block; vertical-align: top; width: 48%; margin-right: 1%; }}
+.errors {{ font-weight: bold; color: #c44e52; }}
+</style></head><body>
+<h1>{title}</h1>
+<p>{n_docs} documents, gold tokens.</p>
+<h2>Overall</h2>
+<table id="overall"><tr><th>scorer</th><th>P</th><th>R</th><th>F1</th></tr>{overall}</table>
+<h2>Per type</h2>
+<table id="per-type"><tr><th>type</th><th>spaCy P</th><th>spaCy R</th><th>spaCy F1</th>
+<th>seqeval P</th><th>seqeval R</th><th>seqeval F1</th><th>support</th></tr>{per_type}</table>
+<h2>Charts</h2>
+<img id="f1-chart" alt="per-type F1" src="data:image/png;base64,{f1}">
+<img id="confusion-chart" alt="label confusion matrix" src="data:image/png;base64,{confusion}">
+<h2>The {n_worst} sentences with the most entity errors</h2>
+<div id="worst">{worst}</div>
+</body></html>
+"""
