@@ -25,6 +25,7 @@ import srsly
 from spacy.tokens import Doc, DocBin
 from transformers import pipeline
 
+from measure import plain_copy
 from spacy_wnut.hf_checkpoint import export_hf, has_invalid_i_start, pipeline_word_tags
 
 Entity = Tuple[int, int, str]
@@ -44,7 +45,7 @@ def compare(nlp, docs: List[Doc], batch_size: int = 64) -> Dict:
         grouped = pipeline("token-classification", model=tmp, aggregation_strategy="first", device="cpu")
         texts = [doc.text for doc in docs]
         theirs_raw = grouped(texts, batch_size=batch_size)
-    ours_docs = list(nlp.pipe((Doc(nlp.vocab, words=[t.text for t in d], spaces=[bool(t.whitespace_) for t in d]) for d in docs), batch_size=batch_size))
+    ours_docs = list(nlp.pipe((plain_copy(d, nlp.vocab) for d in docs), batch_size=batch_size))
     causes: Counter = Counter()
     examples = []
     same = ours_total = theirs_total = 0

@@ -59,7 +59,8 @@ def encode(tokenizer, words: List[List[str]], tags: List[List[str]], label2id: D
 
 def train(
     model_name: str, train_path: Path, dev_path: Path, output: Path, *, learning_rate: float,
-    epochs: float, batch_size: int, weight_decay: float = 0.01, max_steps: int = -1, seed: int = 0,
+    epochs: float, batch_size: int, weight_decay: float = 0.01, warmup_steps: int = 0,
+    max_steps: int = -1, seed: int = 0,
 ) -> Dict:
     """Fine-tune with `Trainer`, keep the epoch with the best dev F1 in `output/best`; return figures."""
     from transformers import (
@@ -85,7 +86,7 @@ def train(
     args = TrainingArguments(
         output_dir=str(output / "checkpoints"), learning_rate=learning_rate, num_train_epochs=epochs,
         max_steps=max_steps, per_device_train_batch_size=batch_size, per_device_eval_batch_size=64,
-        weight_decay=weight_decay, eval_strategy="epoch", save_strategy="epoch", save_total_limit=1,
+        weight_decay=weight_decay, warmup_steps=warmup_steps, eval_strategy="epoch", save_strategy="epoch", save_total_limit=1,
         load_best_model_at_end=True, metric_for_best_model="f1", report_to="none", seed=seed,
         use_cpu=True, disable_tqdm=False, logging_strategy="epoch",
     )
@@ -112,12 +113,14 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=TUTORIAL["learning_rate"])
     parser.add_argument("--epochs", type=float, default=TUTORIAL["epochs"])
     parser.add_argument("--batch-size", type=int, default=TUTORIAL["batch_size"])
+    parser.add_argument("--warmup-steps", type=int, default=0)
     parser.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (smoke tests)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     result = train(
         args.model, args.train, args.dev, args.output, learning_rate=args.learning_rate,
-        epochs=args.epochs, batch_size=args.batch_size, max_steps=args.max_steps, seed=args.seed,
+        epochs=args.epochs, batch_size=args.batch_size, warmup_steps=args.warmup_steps,
+        max_steps=args.max_steps, seed=args.seed,
     )
     print(result)
 

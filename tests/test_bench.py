@@ -1,0 +1,40 @@
+"""The benchmark harness in --quick mode, so that it cannot rot (the full run is for people)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import spacy
+from spacy.tokens import DocBin
+
+from conftest import train_examples
+
+BENCH = Path(__file__).parents[1] / "bench" / "run.py"
+
+
+def test_quick_benchmark_writes_results_table_and_chart(tiny_transformer, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs = [eg.reference for eg in train_examples(spacy.blank("en"))] * 3
+    for split in ("train", "dev", "test"):
+        DocBin(docs=docs).to_disk(corpus / f"{split}.spacy")
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--backbone", str(tiny_transformer), "--corpus", str(corpus), "--quick",
+         "--results", str(tmp_path / "results"), "--workdir", str(tmp_path / "work")],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    [json_path] = (tmp_path / "results").glob("*-quick.json")
+    payload = json.loads(json_path.read_text())
+    results = payload["results"]
+    assert set(results) == {"spacy-wnut", "hf-recipe-tutorial", "hf-recipe-our-hparams", "spacy-transformer-ner", "raw-encoder-forward"}
+    for name, figures in results.items():
+        assert all(figures["words_per_second"][bs] > 0 for bs in ("1", "64")), name
+        assert figures["peak_rss_mb"] > 100, name
+        if name != "raw-encoder-forward":
+            assert 0.0 <= figures["test"]["f"] <= 1.0 and figures["train_seconds"] > 0, name
+    assert set(payload["ratios_ours_over_other"]) == set(results) - {"spacy-wnut"}
+    assert payload["machine"]["cores"] >= 1 and payload["machine"]["torch"]
+    table = json_path.with_suffix(".md").read_text()
+    assert "**spacy-wnut**" in table and "Ratios" in table and "Machine:" in table
+    assert json_path.with_suffix(".png").stat().st_size > 5_000
