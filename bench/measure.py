@@ -1,4 +1,6 @@
 """What the benchmark measures the same way for every system: entity scores, words/s, peak RSS."""
+import importlib.metadata
+import os
 import platform
 import resource
 import statistics
@@ -81,9 +83,9 @@ def machine_info() -> Dict:
                 cpu = line.split(":", 1)[1].strip()
                 break
     return {
-        "cpu": cpu, "cores": len(__import__("os").sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
+        "cpu": cpu, "cores": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "python": platform.python_version(), "torch": torch.__version__,
         "transformers": transformers.__version__, "spacy": spacy.__version__,
-        "spacy_transformers": __import__("spacy_transformers").__version__,
+        "spacy_transformers": importlib.metadata.version("spacy-transformers"),
     }
