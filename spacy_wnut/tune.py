@@ -69,7 +69,6 @@ def score_biases(
         raise ValueError(f"component {name!r} is a {type(pipe).__name__}, not a wnut_ner component")
     docs = _docs_before(nlp, name, [eg.predicted for eg in examples])
     cached = _cache_token_probs(pipe, docs, batch_size)
-    by_doc = {id(doc): doc for doc in docs}
     results = []
     for bias in grid:
         predicted = {}
@@ -79,7 +78,7 @@ def score_biases(
             pipe.set_annotations(copies, TaggedBatch(batch.lengths, entities))
             predicted.update((id(doc), copy) for doc, copy in zip(batch.docs, copies))
         scored = [
-            Example(predicted.get(id(doc), by_doc[id(doc)]), eg.reference)
+            Example(predicted.get(id(doc), doc), eg.reference)
             for doc, eg in zip(docs, examples)
         ]
         prf = get_ner_prf(scored)

@@ -47,8 +47,8 @@ def test_entity_tokens_never_decrease_as_the_bias_grows(trained_nlp, biases):
     probs, has_rows = ner.token_probs(ner.model.predict(docs))
     lengths = numpy.array([len(d) for d in docs], dtype="i")
     low, high = sorted(biases)
-    counts = [int((ner.decode_probs(probs, has_rows, lengths, b).ends
-                   - ner.decode_probs(probs, has_rows, lengths, b).starts).sum()) for b in (low, high)]
+    spans = [ner.decode_probs(probs, has_rows, lengths, b) for b in (low, high)]
+    counts = [int((s.ends - s.starts).sum()) for s in spans]
     assert counts[0] <= counts[1]
 
 
