@@ -42,12 +42,17 @@ def run_isolated(name: str, setup: Setup) -> Dict:
     return json.loads(out.read_text())
 
 
+def measured(results: Dict[str, Dict]) -> Dict[str, Dict]:
+    """The systems that ran (an engine whose package is missing is skipped, with the reason kept in the JSON)."""
+    return {name: r for name, r in results.items() if "skipped" not in r}
+
+
 def ratios(results: Dict[str, Dict]) -> Dict[str, Dict]:
     """Ours / each other system: test F1, words/s per batch size, training seconds (lower is better there)."""
     ours = results[OURS]
     table = {}
-    for name, other in results.items():
-        if name == OURS:
+    for name, other in measured(results).items():
+        if name == OURS or name.startswith(OURS + "["):
             continue
         row = {}
         if other.get("test") and ours.get("test"):
@@ -60,8 +65,22 @@ def ratios(results: Dict[str, Dict]) -> Dict[str, Dict]:
     return table
 
 
-def markdown(results: Dict[str, Dict], ratio: Dict[str, Dict], info: Dict, setup: Setup) -> str:
+def engine_ratios(results: Dict[str, Dict]) -> Dict[str, Dict]:
+    """Each inference engine against our fp32 component: words/s × per batch size and test F1 points lost."""
+    fp32 = results[OURS]
+    table = {}
+    for name, r in measured(results).items():
+        if name.startswith(OURS + "["):
+            row = {f"speedup_bs{bs}": wps / fp32["words_per_second"][bs] for bs, wps in r["words_per_second"].items()}
+            row["test_f1_points_lost"] = 100 * (fp32["test"]["f"] - r["test"]["f"])
+            table[name] = row
+    return table
+
+
+def markdown(results: Dict[str, Dict], ratio: Dict[str, Dict], engines: Dict[str, Dict], info: Dict, setup: Setup) -> str:
     """The results table (and the ratios) as markdown."""
+    skipped = {name: r["skipped"] for name, r in results.items() if "skipped" in r}
+    results = measured(results)
     bss = [str(b) for b in setup.batch_sizes]
     types = sorted({t for r in results.values() if r.get("test") for t in r["test"]["per_type_f"]})
     head = ["system", "test P", "test R", "test F1", "dev F1", "train s"] + [f"words/s bs{b}" for b in bss] + ["peak RSS MB"]
@@ -87,6 +106,15 @@ def markdown(results: Dict[str, Dict], ratio: Dict[str, Dict], info: Dict, setup
         cells = [fmt(row.get("test_f1"), ".2f")] + [fmt(row.get(f"words_per_second_bs{b}"), ".2f") for b in bss]
         cells.append(fmt(row.get("train_seconds"), ".2f"))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if engines:
+        lines += ["", f"Inference engines / {OURS} fp32 (same trained pipeline, same run):", "",
+                  "| engine | " + " | ".join(f"speed-up bs{b}" for b in bss) + " | test F1 points lost |",
+                  "|---|" + "---|" * len(bss) + "---|"]
+        for name, row in engines.items():
+            cells = [fmt(row.get(f"speedup_bs{b}"), ".2f") + "×" for b in bss] + [fmt(row["test_f1_points_lost"], "+.2f")]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for name, reason in skipped.items():
+        lines += ["", f"{name}: skipped ({reason})"]
     lines += ["", f"Machine: {info['cpu']}, {info['cores']} cores, GPU: {info['gpu'] or 'none'}; torch {info['torch']}, "
               f"transformers {info['transformers']}, spaCy {info['spacy']}, spacy-transformers {info['spacy_transformers']}. "
               f"Backbone `{Path(setup.backbone).name}`, {setup.epochs} epoch(s); words/s on the first "
@@ -102,12 +130,13 @@ def chart(results: Dict[str, Dict], path: Path, batch_size: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, r in results.items():
+    for name, r in measured(results).items():
         if not r.get("test"):
             ax.axvline(r["words_per_second"][batch_size], color="grey", linestyle=":", label=f"{name} (speed limit)")
             continue
-        ax.scatter(r["words_per_second"][batch_size], r["test"]["f"], s=80 if name == OURS else 40,
-                   color="#c44e52" if name == OURS else "#4c72b0")
+        ours = name == OURS or name.startswith(OURS + "[")
+        ax.scatter(r["words_per_second"][batch_size], r["test"]["f"], s=80 if ours else 40,
+                   color="#c44e52" if ours else "#4c72b0")
         ax.annotate(name, (r["words_per_second"][batch_size], r["test"]["f"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xlabel(f"inference words/s (batch {batch_size})")
     ax.set_ylabel("test entity F1 (seqeval)")
@@ -172,11 +201,13 @@ def main(argv: List[str] = None) -> None:
     results = {name: run_isolated(name, setup) for name in names}
     info = machine_info()
     ratio = ratios(results)
+    engines = engine_ratios(results)
     stem = f"{datetime.date.today().isoformat()}-{Path(args.backbone.rstrip('/')).name}" + ("-quick" if args.quick else "")
     args.results.mkdir(parents=True, exist_ok=True)
-    payload = {"setup": _setup_dict(setup), "machine": info, "results": results, "ratios_ours_over_other": ratio}
+    payload = {"setup": _setup_dict(setup), "machine": info, "results": results, "ratios_ours_over_other": ratio,
+               "engines_over_fp32": engines}
     (args.results / f"{stem}.json").write_text(json.dumps(payload, indent=2))
-    table = markdown(results, ratio, info, setup)
+    table = markdown(results, ratio, engines, info, setup)
     (args.results / f"{stem}.md").write_text(table)
     chart(results, args.results / f"{stem}.png", str(setup.batch_sizes[-1]))
     print(table)

@@ -74,10 +74,47 @@ def run_spacy_wnut(setup: Setup) -> Dict:
     nlp = spacy.load(output / "model-best")
     best, _ = tune_entity_bias(nlp, setup.dev)
     nlp.get_pipe("wnut_ner").entity_bias = best.bias
+    nlp.to_disk(output / "model-tuned")
     dev_f = scores_from_char_entities(read_gold(setup.dev), _spacy_entities(nlp, read_gold(setup.dev)))["f"]
     result = _evaluate_spacy(nlp, setup, seconds, dev_f)
     result["entity_bias"] = best.bias
     return result
+
+
+def _run_spacy_wnut_engine(setup: Setup, engine: str) -> Dict:
+    """The pipeline spacy-wnut trained in this run, predicting with another inference engine."""
+    from spacy_wnut.engines import check_engine
+
+    try:
+        check_engine(engine)
+    except ImportError as e:
+        return {"skipped": str(e)}
+    tuned = setup.workdir / "spacy-wnut" / "model-tuned"
+    if not tuned.exists():
+        return {"skipped": f"{tuned} not found: the spacy-wnut system must run first"}
+    start = time.perf_counter()
+    nlp = spacy.load(tuned, config={"components": {"wnut_ner": {"engine": engine}}})
+    nlp("warm-up builds the engine")
+    build_seconds = time.perf_counter() - start
+    dev_f = scores_from_char_entities(read_gold(setup.dev), _spacy_entities(nlp, read_gold(setup.dev)))["f"]
+    result = _evaluate_spacy(nlp, setup, None, dev_f)
+    result["engine_build_seconds"] = build_seconds
+    return result
+
+
+def run_spacy_wnut_onnx(setup: Setup) -> Dict:
+    """spacy-wnut's trained pipeline with `engine="onnx"` (ONNX Runtime, fp32)."""
+    return _run_spacy_wnut_engine(setup, "onnx")
+
+
+def run_spacy_wnut_onnx_int8(setup: Setup) -> Dict:
+    """spacy-wnut's trained pipeline with `engine="onnx-int8"` (ONNX Runtime, dynamic int8)."""
+    return _run_spacy_wnut_engine(setup, "onnx-int8")
+
+
+def run_spacy_wnut_torch_int8(setup: Setup) -> Dict:
+    """spacy-wnut's trained pipeline with `engine="torch-int8"` (torchao dynamic int8)."""
+    return _run_spacy_wnut_engine(setup, "torch-int8")
 
 
 def run_spacy_default(setup: Setup) -> Dict:
@@ -165,6 +202,9 @@ def run_raw_encoder(setup: Setup) -> Dict:
 
 SYSTEMS: Dict[str, Callable[[Setup], Dict]] = {
     "spacy-wnut": run_spacy_wnut,
+    "spacy-wnut[onnx]": run_spacy_wnut_onnx,
+    "spacy-wnut[onnx-int8]": run_spacy_wnut_onnx_int8,
+    "spacy-wnut[torch-int8]": run_spacy_wnut_torch_int8,
     "hf-recipe-tutorial": run_hf_tutorial,
     "hf-recipe-our-hparams": run_hf_ours,
     "spacy-transformer-ner": run_spacy_default,

@@ -1,9 +1,10 @@
 """The `wnut_ner` factory: a transformer subword tagger that sets `doc.ents`."""
 import os
 from collections import Counter
+from pathlib import Path
 from dataclasses import dataclass
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy
 from spacy import util
@@ -18,7 +19,8 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
 from .align import AGGREGATIONS, PROJECTIONS, TokenRows, aggregate, project_gold
-from .decode import EntitySpans, TagScheme, tags_to_spans, viterbi
+from .decode import DECODERS, EntitySpans, TagScheme, tags_to_spans, viterbi
+from .engines import ONNX_ENGINES, EngineSlot, build_engine, check_engine, engine_scores, export_onnx
 from .model import SubwordScores
 from .schemes import HeadScheme
 
@@ -58,6 +60,9 @@ _NO_ROWS_LOG_PROB = {"O": 0.0, "I": numpy.log(0.5), "B": -1e4}
         "spans_key": None,
         "store_trf_data": False,
         "entity_bias": 0.0,
+        "decoder": "viterbi",
+        "engine": "torch",
+        "n_threads": None,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
@@ -72,6 +77,9 @@ def make_wnut_ner(
     spans_key: Optional[str],
     store_trf_data: bool,
     entity_bias: float,
+    decoder: str,
+    engine: str,
+    n_threads: Optional[int],
     scorer: Optional[Callable],
 ) -> "SubwordNER":
     """Create a transformer subword tagger that sets `doc.ents`.
@@ -86,11 +94,20 @@ def make_wnut_ner(
     entity_bias (float): added to the log-probability of every B-/I- tag before
         decoding; above 0 trades precision for recall. `python -m spacy_wnut
         tune-bias` picks it on a dev set.
+    decoder (str): "viterbi" (default) decodes the best valid BIO sequence;
+        "argmax" takes each token's best tag and lets an invalid I-X start an
+        entity, exactly as `pipeline("token-classification")` groups them.
+    engine (str): what runs the tagger at prediction time: "torch" (fp32, the
+        trained model itself), "torch-int8" (torchao dynamic int8), "onnx" or
+        "onnx-int8" (ONNX Runtime). Built from the trained weights on first use;
+        training always runs "torch".
+    n_threads (Optional[int]): CPU threads for the forward pass (sets torch's
+        and ONNX Runtime's); None keeps torch's setting.
     """
     return SubwordNER(
         nlp.vocab, model, name, aggregation=aggregation, label_projection=label_projection,
         overwrite_ents=overwrite_ents, spans_key=spans_key, store_trf_data=store_trf_data,
-        entity_bias=entity_bias, scorer=scorer,
+        entity_bias=entity_bias, decoder=decoder, engine=engine, n_threads=n_threads, scorer=scorer,
     )
 
 
@@ -123,6 +140,9 @@ class SubwordNER(TrainablePipe):
         spans_key: Optional[str] = None,
         store_trf_data: bool = False,
         entity_bias: float = 0.0,
+        decoder: str = "viterbi",
+        engine: str = "torch",
+        n_threads: Optional[int] = None,
         scorer: Optional[Callable] = get_ner_prf,
     ) -> None:
         if aggregation not in AGGREGATIONS:
@@ -131,6 +151,13 @@ class SubwordNER(TrainablePipe):
             raise ValueError(
                 f"[{name}] label_projection must be one of {PROJECTIONS}, got {label_projection!r}"
             )
+        if decoder not in DECODERS:
+            raise ValueError(f"[{name}] decoder must be one of {DECODERS}, got {decoder!r}")
+        check_engine(engine)
+        if engine != "torch" and store_trf_data:
+            raise ValueError(f"[{name}] store_trf_data needs engine 'torch', got engine {engine!r}")
+        if n_threads is not None and n_threads < 1:
+            raise ValueError(f"[{name}] n_threads must be a positive number or null, got {n_threads!r}")
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -144,6 +171,15 @@ class SubwordNER(TrainablePipe):
         self.spans_key = spans_key
         self.store_trf_data = store_trf_data
         self.entity_bias = float(entity_bias)
+        self.decoder = decoder
+        self.engine = engine
+        self.n_threads = n_threads
+        if n_threads is not None:
+            import torch
+
+            torch.set_num_threads(n_threads)
+        self._engine = EngineSlot()
+        self._onnx_bytes: Optional[bytes] = None
         self.alignment_stats: Counter = Counter()
         if store_trf_data:
             from spacy_transformers.pipeline_component import install_extensions
@@ -178,7 +214,7 @@ class SubwordNER(TrainablePipe):
             raise ValueError(Errors.E187)
         if label in self.labels:
             return 0
-        if self.model.has_dim("nO") and self.model.get_ref("output_layer").has_param("W"):
+        if self.model.has_dim("nO") and self.is_initialized():
             raise ValueError(Errors.E922.format(name=self.name, nO=self.model.get_dim("nO")))
         self.cfg["labels"].append(label)
         self.vocab.strings.add(label)
@@ -239,8 +275,71 @@ class SubwordNER(TrainablePipe):
             empty = numpy.zeros((0,), dtype="i")
             return TaggedBatch(lengths, EntitySpans(empty, empty, empty, empty.astype("f")))
         _guard_forked_torch()
-        output = self.model.predict(docs)
+        if self.engine == "torch":
+            import torch
+
+            with torch.inference_mode():
+                output = self.model.predict(docs)
+        else:
+            output = engine_scores(self.model, self._built_engine(), docs)
         return self.decode(output)
+
+    def _built_engine(self):
+        if self._engine.engine is None:
+            if self.engine in ONNX_ENGINES and self._onnx_bytes is None:
+                self._onnx_bytes = export_onnx(self.model, quantize=self.engine == "onnx-int8")
+            self._engine.engine = build_engine(self.engine, self.model, self.n_threads, self._onnx_bytes)
+        return self._engine.engine
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        """Tag a stream of docs in batches of similar length; docs come out in input order.
+
+        Docs are read in buffers of `PIPE_BUFFER_BATCHES` batches and sorted by
+        text length (a proxy for subwords) so that windows padded together
+        are of similar length.
+        """
+        error_handler = self.get_error_handler()
+        for buffer in util.minibatch(stream, size=batch_size * PIPE_BUFFER_BATCHES):
+            order = sorted(range(len(buffer)), key=lambda i: len(buffer[i].text))
+            for start in range(0, len(order), batch_size):
+                batch = [buffer[i] for i in order[start : start + batch_size]]
+                try:
+                    self.set_annotations(batch, self.predict(batch))
+                except Exception as e:
+                    error_handler(self.name, self, batch, e)
+            yield from buffer
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Update the weights; an inference engine built from the old ones is dropped."""
+        super().finish_update(sgd)
+        self._engine.engine = None
+        self._onnx_bytes = None
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        """Save as any spaCy pipe; an ONNX engine's graph is saved beside the weights."""
+        super().to_disk(path, exclude=exclude)
+        if self.engine in ONNX_ENGINES and self.is_initialized():
+            self._built_engine()
+            (Path(path) / f"{self.engine}.onnx").write_bytes(self._onnx_bytes)
+
+    def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "SubwordNER":
+        """Load as any spaCy pipe; reuse a saved ONNX graph for the configured engine."""
+        super().from_disk(path, exclude=exclude)
+        self._engine.engine = None
+        saved = Path(path) / f"{self.engine}.onnx"
+        self._onnx_bytes = saved.read_bytes() if self.engine in ONNX_ENGINES and saved.exists() else None
+        return self
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "SubwordNER":
+        """Load weights and cfg; any engine is rebuilt from them on first use."""
+        super().from_bytes(bytes_data, exclude=exclude)
+        self._engine.engine = None
+        self._onnx_bytes = None
+        return self
+
+    def is_initialized(self) -> bool:
+        """Whether the head has weights (after `initialize` or loading)."""
+        return self.model.get_ref("output_layer").has_param("W")
 
     def token_probs(self, output: SubwordScores) -> Tuple[numpy.ndarray, numpy.ndarray]:
         """Per-token IOB2 tag probabilities (aggregated subword softmax) and which tokens had subwords."""
@@ -264,14 +363,20 @@ class SubwordNER(TrainablePipe):
         self, token_probs: numpy.ndarray, has_rows: numpy.ndarray, doc_lengths: numpy.ndarray,
         entity_bias: float,
     ) -> EntitySpans:
-        """Token probabilities -> constrained Viterbi (entity tags biased by `entity_bias`) -> spans."""
+        """Token probabilities -> tags (entity tags biased by `entity_bias`) -> spans.
+
+        Tags come from constrained Viterbi, or per token with `decoder="argmax"`.
+        """
         scheme = self.scheme
         log_probs = numpy.log(numpy.maximum(token_probs, 1e-12))
         log_probs[:, 1:] += entity_bias
         log_probs[~has_rows] = _no_rows_prior(scheme)
-        tags = viterbi(log_probs, doc_lengths, scheme.allowed_transitions())
+        if self.decoder == "argmax":
+            tags = log_probs.argmax(axis=1).astype("i")
+        else:
+            tags = viterbi(log_probs, doc_lengths, scheme.allowed_transitions())
         token_scores = numpy.take_along_axis(token_probs, tags[:, None], axis=1)[:, 0]
-        return tags_to_spans(tags, token_scores)
+        return tags_to_spans(tags, token_scores, doc_lengths)
 
     def set_annotations(self, docs: Iterable[Doc], batch: TaggedBatch) -> None:
         """Write the decoded entities to `doc.ents` (and `doc.spans[spans_key]`)."""
@@ -368,6 +473,8 @@ class SubwordNER(TrainablePipe):
         return losses
 
 
+# Docs sorted by length together in `pipe`, in batches.
+PIPE_BUFFER_BATCHES = 8
 _TORCH_PID = os.getpid()
 
 

@@ -6,10 +6,13 @@ even ids above 0. Everything works on whole batches: docs are concatenated and
 their lengths given separately.
 """
 from dataclasses import dataclass
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy
 
+# "viterbi": the best valid BIO sequence; "argmax": each token's best tag, grouped
+# as the transformers token-classification pipeline groups them.
+DECODERS = ("viterbi", "argmax")
 # Finite stand-in for log(0): keeps sums free of inf - inf = nan.
 FORBIDDEN = -1e9
 
@@ -95,18 +98,29 @@ class EntitySpans:
     scores: numpy.ndarray
 
 
-def tags_to_spans(tag_ids: numpy.ndarray, token_scores: numpy.ndarray) -> EntitySpans:
-    """Entities of valid BIO tag ids (as Viterbi returns them), with mean token score each.
+def tags_to_spans(
+    tag_ids: numpy.ndarray, token_scores: numpy.ndarray, lengths: Optional[numpy.ndarray] = None
+) -> EntitySpans:
+    """Entities of BIO tag ids, with the mean token score of each.
 
-    An entity starts at each B- and runs to the next tag that is not I-. Doc
-    boundaries need no care: a doc never starts with I-.
+    An entity starts at each B-X and runs while I-X follows. An I-X that does
+    not continue an X (after O, after another label, or first in a doc) starts
+    an entity, as the transformers pipeline groups argmax tags; Viterbi's
+    valid sequences never hold one. `lengths` (tokens per doc) keeps entities
+    inside their doc; without it the batch is one doc.
     """
     n = len(tag_ids)
+    label = (tag_ids - 1) // 2  # -1 for O
     inside = (tag_ids > 0) & (tag_ids % 2 == 0)
-    starts = numpy.flatnonzero((tag_ids > 0) & (tag_ids % 2 == 1))
-    stops = numpy.append(numpy.flatnonzero(~inside), n)
+    first_in_doc = numpy.zeros(n, dtype=bool)
+    doc_starts = numpy.concatenate([[0], numpy.cumsum(lengths)[:-1]]) if lengths is not None else numpy.array([0])
+    first_in_doc[doc_starts[doc_starts < n]] = True
+    previous_label = numpy.concatenate([[-1], label[:-1]])
+    continues = inside & ~first_in_doc & (previous_label == label)
+    starts = numpy.flatnonzero((tag_ids > 0) & ~continues)
+    stops = numpy.append(numpy.flatnonzero(~continues), n)
     ends = stops[numpy.searchsorted(stops, starts, side="right")]
-    label_ids = (tag_ids[starts] - 1) // 2
+    label_ids = label[starts]
     cumulative = numpy.concatenate([[0.0], numpy.cumsum(token_scores, dtype="f8")])
     scores = (cumulative[ends] - cumulative[starts]) / numpy.maximum(ends - starts, 1)
     return EntitySpans(starts, ends, label_ids, scores.astype("f"))

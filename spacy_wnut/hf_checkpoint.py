@@ -8,12 +8,16 @@ weights, tokenizer files) that `AutoModelForTokenClassification` and
 `pipeline("token-classification")` load unchanged.
 """
 import copy
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 import numpy
 import spacy
 from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.util import get_words_and_spaces
+from spacy.vocab import Vocab
 from spacy.training import Example
 from thinc.api import Model
 
@@ -109,6 +113,26 @@ def export_hf(nlp: Union[Language, str, Path], output: Union[str, Path], name: s
     to_hf_model(nlp, name).save_pretrained(output, safe_serialization=True)
     nlp.get_pipe(name).model.get_ref("transformer").tokenizer.save_pretrained(output)
     return output
+
+
+def pipeline_words_doc(vocab: Vocab, tokenizer, text: str) -> Doc:
+    """A Doc of `text` whose tokens are the words `pipeline("token-classification")` labels.
+
+    The pipeline labels the words of the tokenizer's pre-tokenizer (split at
+    whitespace and punctuation: `@user` is two words), not spaCy tokens. With
+    these tokens and `decoder="argmax"`, the component groups entities as the
+    pipeline does. Characters the tokenizer drops become tokens of their own.
+    """
+    encoding = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False, truncation=False)
+    bounds: Dict[int, List[int]] = {}
+    for word_id, (start, end) in zip(encoding.word_ids(), encoding["offset_mapping"]):
+        if word_id is not None and end > start:
+            span = bounds.setdefault(word_id, [start, end])
+            span[0], span[1] = min(span[0], start), max(span[1], end)
+    cuts = sorted({0, len(text)} | {cut for span in bounds.values() for cut in span})
+    words = [run for a, b in zip(cuts, cuts[1:]) for run in re.findall(r"\S+", text[a:b])]
+    words, spaces = get_words_and_spaces(words, text)
+    return Doc(vocab, words=words, spaces=spaces)
 
 
 def pipeline_word_tags(hf_model, tokenizer, text: str) -> List[str]:

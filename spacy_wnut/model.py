@@ -129,6 +129,30 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
         model.set_param("casing_W", model.ops.alloc2f(N_CASINGS, head.get_dim("nO")))
 
 
+def check_alignment(docs: List[Doc], align: Ragged) -> numpy.ndarray:
+    """Tokens per doc, after checking that the alignment covers every token of the batch."""
+    lengths = numpy.array([len(doc) for doc in docs], dtype="i")
+    if align.lengths.shape[0] != lengths.sum():
+        raise ValueError(
+            "the span getter must give every doc with tokens at least one span; "
+            f"aligned {align.lengths.shape[0]} of {lengths.sum()} tokens"
+        )
+    return lengths
+
+
+def add_casing_bias(
+    model: Model, docs: List[Doc], align: Ragged, scores: Floats2d
+) -> Tuple[Floats2d, Optional[numpy.ndarray]]:
+    """Scores plus the learned casing bias of each row's token (if the model has casing features).
+
+    Also returns the rows' casing classes (None without casing features), for backprop.
+    """
+    if not model.attrs["casing_features"]:
+        return scores, None
+    casing_rows = row_casings(docs, align, scores.shape[0])
+    return scores + CASING_SCALE * model.get_param("casing_W")[casing_rows], casing_rows
+
+
 def forward(
     model: Model, docs: List[Doc], is_train: bool
 ) -> Tuple[SubwordScores, Callable[[Floats2d], List[Doc]]]:
@@ -141,16 +165,8 @@ def forward(
     X = torch2xp(hidden).reshape(-1, width)
     dropped, backprop_dropout = dropout(X, is_train)
     scores, backprop_head = head(dropped, is_train)
-    lengths = numpy.array([len(doc) for doc in docs], dtype="i")
-    if batch.align.lengths.shape[0] != lengths.sum():
-        raise ValueError(
-            "the span getter must give every doc with tokens at least one span; "
-            f"aligned {batch.align.lengths.shape[0]} of {lengths.sum()} tokens"
-        )
-    casing_rows = None
-    if model.attrs["casing_features"]:
-        casing_rows = row_casings(docs, batch.align, scores.shape[0])
-        scores = scores + CASING_SCALE * model.get_param("casing_W")[casing_rows]
+    lengths = check_alignment(docs, batch.align)
+    scores, casing_rows = add_casing_bias(model, docs, batch.align, scores)
     output = SubwordScores(scores, batch.align, lengths, window_length, batch)
 
     def backprop(d_scores: Floats2d) -> List[Doc]:

@@ -74,3 +74,31 @@ def test_spans_cover_exactly_the_entity_tags(batch):
 def test_empty_batch_decodes_to_nothing():
     tags = viterbi(numpy.zeros((0, 5), "f"), numpy.array([0, 0]), SCHEME.allowed_transitions())
     assert len(tags) == 0 and len(tags_to_spans(tags, numpy.zeros(0, "f")).starts) == 0
+
+
+def hf_pipeline_groups(tags):
+    """The transformers pipeline's `group_entities` on one doc's tag names, as (start, end, label)."""
+    groups = []
+    for i, tag in enumerate(tags):
+        bi, label = (tag[0], tag[2:]) if tag[:2] in ("B-", "I-") else ("I", tag)
+        if groups and groups[-1][2] == label and bi != "B":
+            groups[-1][1] = i + 1
+        else:
+            groups.append([i, i + 1, label])
+    return [tuple(g) for g in groups if g[2] != "O"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(0, SCHEME.n_tags - 1), max_size=6), min_size=1, max_size=4))
+def test_any_tags_group_as_the_hf_pipeline_groups_them(docs):
+    """With invalid I- starts (argmax tags), spans are the pipeline's groups, doc by doc."""
+    lengths = numpy.array([len(doc) for doc in docs])
+    tags = numpy.array([t for doc in docs for t in doc], dtype="i")
+    spans = tags_to_spans(tags, numpy.ones(len(tags), "f"), lengths)
+    expected, offset = [], 0
+    for doc in docs:
+        names = [SCHEME.tags[t] for t in doc]
+        expected += [(offset + s, offset + e, label) for s, e, label in hf_pipeline_groups(names)]
+        offset += len(doc)
+    got = [(int(s), int(e), SCHEME.labels[l]) for s, e, l in zip(spans.starts, spans.ends, spans.label_ids)]
+    assert got == expected

@@ -14,7 +14,7 @@ from transformers import AutoModelForTokenClassification, BertForTokenClassifica
 from spacy.util import fix_random_seed
 
 from conftest import TRAIN_DATA, ents_of, make_nlp, train_examples
-from spacy_wnut.hf_checkpoint import export_hf, from_hf, has_invalid_i_start, pipeline_word_tags
+from spacy_wnut.hf_checkpoint import export_hf, from_hf, has_invalid_i_start, pipeline_word_tags, pipeline_words_doc
 
 TEXTS = [text for text, _ in TRAIN_DATA]
 GOLD = [[(s, e, label) for s, e, label in ents] for _, ents in TRAIN_DATA]
@@ -64,6 +64,35 @@ def test_exported_checkpoint_predicts_as_the_component_in_the_hf_pipeline(export
     for text, theirs, ours in zip(texts, hf_entities(exported, texts), ents_of(trained_nlp.pipe(texts))):
         tags = pipeline_word_tags(hf_model, tokenizer, text)
         assert ours == theirs or has_invalid_i_start(tags), (text, tags, ours, theirs)
+
+
+NOISY_TEXTS = MORE_TEXTS + [
+    "@paulwalk it's #nyc time", "wolfgang \U0001f680 amadeus at apple.com !!", "a\u200bb \x07 new york  ", "",
+    "tom-hanks , apple's new york-based game of thrones " * 3,
+]
+
+
+def test_argmax_decoder_on_pipeline_words_equals_the_hf_pipeline(tiny_transformer, tmp_path):
+    """Same checkpoint, same words, argmax decoding: every entity as the pipeline has it.
+
+    Random weights give noisy tags, with invalid I- starts the pipeline opens entities at.
+    """
+    tags = ["O"] + [f"{p}-{label}" for label in ("person", "creative-work", "location") for p in ("B", "I")]
+    checkpoint = make_checkpoint(tiny_transformer, tmp_path, tags)
+    nlp = from_hf(checkpoint, config={"decoder": "argmax"})
+    tokenizer = BertTokenizerFast.from_pretrained(checkpoint)
+    docs = [pipeline_words_doc(nlp.vocab, tokenizer, text) for text in NOISY_TEXTS]
+    assert [doc.text for doc in docs] == NOISY_TEXTS
+    theirs = hf_entities(checkpoint, NOISY_TEXTS)
+    assert sum(map(len, theirs)) > 10
+    assert ents_of(nlp.pipe(docs)) == theirs
+    hf_model = AutoModelForTokenClassification.from_pretrained(checkpoint).eval()
+    assert any(has_invalid_i_start(pipeline_word_tags(hf_model, tokenizer, text)) for text in NOISY_TEXTS)
+
+
+def test_bad_decoder_is_rejected(tiny_transformer):
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        make_nlp(tiny_transformer, decoder="greedy")
 
 
 def test_invalid_i_start_is_detected():
@@ -226,3 +255,25 @@ def test_trainer_recipe_script_trains_and_its_checkpoint_serves_in_spacy(tiny_tr
         first = [word_ids.index(i) for i in range(len(words))]
         ours, _ = pipe.token_probs(pipe.model.predict([doc]))
         assert numpy.allclose(ours, probs[first], atol=1e-5)
+
+
+def test_parity_script_reports_both_setups(trained_nlp, tmp_path):
+    """bench/hf_parity.py: full parity on the pipeline's words; causes named on spaCy tokens."""
+    import json
+
+    from spacy.tokens import DocBin
+
+    trained_nlp.to_disk(tmp_path / "pipeline")
+    docs = [eg.reference for eg in train_examples(spacy.blank("en"))] + [spacy.blank("en")(t) for t in NOISY_TEXTS]
+    DocBin(docs=docs).to_disk(tmp_path / "data.spacy")
+    script = Path(__file__).parents[1] / "bench" / "hf_parity.py"
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "pipeline"), str(tmp_path / "data.spacy"),
+         "--output", str(tmp_path / "parity.json")], capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads((tmp_path / "parity.json").read_text())
+    assert figures["sentences"] == len(docs)
+    assert figures["hf_compatible"]["parity"] == 1.0 and figures["hf_compatible"]["equal"] > 0
+    assert "other" not in figures["default"]["differing_sentences_by_cause"]
+    assert "hf_compatible: " in result.stdout and "default: " in result.stdout

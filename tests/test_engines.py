@@ -1,0 +1,148 @@
+"""Inference engines: each loads from a saved pipeline and predicts as the fp32 model does."""
+import importlib.util
+import pickle
+
+import pytest
+import spacy
+
+from spacy_wnut import engines
+from spacy_wnut.engines import ENGINES, check_engine
+
+from conftest import TRAIN_DATA, ents_of, make_nlp, overfit
+
+FAST_ENGINES = [name for name in ENGINES if name != "torch"]
+TEXTS = [text for text, _ in TRAIN_DATA] + [
+    "Tom Hanks loves New York", "apple inc is watching Game of Thrones", "", "   ",
+    "I love New York so much " * 40,
+]
+
+
+def _available(name: str) -> bool:
+    try:
+        check_engine(name)
+    except ImportError:
+        return False
+    return True
+
+
+def _with_engine(path, engine: str):
+    return spacy.load(path, config={"components": {"wnut_ner": {"engine": engine}}})
+
+
+def _agreement(ents_a, ents_b) -> float:
+    a = {(i, *e) for i, ents in enumerate(ents_a) for e in ents}
+    b = {(i, *e) for i, ents in enumerate(ents_b) for e in ents}
+    return len(a & b) / max(len(a | b), 1)
+
+
+@pytest.fixture(scope="module")
+def saved_pipeline(trained_nlp, tmp_path_factory):
+    path = tmp_path_factory.mktemp("saved")
+    trained_nlp.to_disk(path)
+    return path
+
+
+@pytest.mark.parametrize("engine", FAST_ENGINES)
+def test_engine_from_saved_pipeline_agrees_with_fp32(saved_pipeline, trained_nlp, engine):
+    if not _available(engine):
+        pytest.skip(f"packages for engine {engine!r} are not installed")
+    expected = ents_of(trained_nlp.pipe(TEXTS))
+    assert any(expected)
+    nlp = _with_engine(saved_pipeline, engine)
+    assert _agreement(ents_of(nlp.pipe(TEXTS, batch_size=2)), expected) >= 0.98
+
+
+@pytest.mark.parametrize("engine", ["onnx", "onnx-int8"])
+def test_onnx_graph_is_saved_beside_the_pipeline_and_reused(saved_pipeline, tmp_path, monkeypatch, engine):
+    if not _available(engine):
+        pytest.skip(f"packages for engine {engine!r} are not installed")
+    nlp = _with_engine(saved_pipeline, engine)
+    expected = ents_of(nlp.pipe(TEXTS))
+    nlp.to_disk(tmp_path)
+    assert (tmp_path / "wnut_ner" / f"{engine}.onnx").exists()
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("the saved graph should have been used")
+
+    monkeypatch.setattr("spacy_wnut.component.export_onnx", no_export)
+    assert ents_of(spacy.load(tmp_path).pipe(TEXTS)) == expected
+
+
+def test_onnx_engine_pickles_and_runs_in_worker_processes(saved_pipeline):
+    if not _available("onnx"):
+        pytest.skip("onnxruntime is not installed")
+    nlp = _with_engine(saved_pipeline, "onnx")
+    expected = ents_of(nlp.pipe(TEXTS))
+    assert ents_of(pickle.loads(pickle.dumps(nlp)).pipe(TEXTS)) == expected
+    assert ents_of(nlp.pipe(TEXTS, n_process=2, batch_size=2)) == expected
+
+
+def test_training_drops_a_built_engine(tiny_transformer):
+    if not _available("onnx"):
+        pytest.skip("onnxruntime is not installed")
+    nlp = make_nlp(tiny_transformer, engine="onnx")
+    overfit(nlp, steps=2)
+    ner = nlp.get_pipe("wnut_ner")
+    before = ents_of(nlp.pipe(TEXTS))
+    assert ner._engine.engine is not None
+    overfit(nlp, steps=60)
+    assert ner._engine.engine is None
+    after = ents_of(nlp.pipe(TEXTS))
+    assert after != before
+    assert ner._onnx_bytes is not None
+
+
+@pytest.mark.parametrize("engine,package", [("onnx", "onnxruntime"), ("onnx-int8", "onnxscript"), ("torch-int8", "torchao")])
+def test_missing_engine_package_is_named(tiny_transformer, monkeypatch, engine, package):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == package else real_find_spec(name, *a)
+    )
+    with pytest.raises(ImportError, match=rf"engine '{engine}' needs .*{package}.*pip install"):
+        make_nlp(tiny_transformer, engine=engine)
+
+
+@pytest.mark.parametrize(
+    "config,message",
+    [
+        ({"engine": "tensorrt"}, "engine must be one of"),
+        ({"engine": "onnx", "store_trf_data": True}, "store_trf_data needs engine 'torch'"),
+        ({"n_threads": 0}, "n_threads must be a positive number"),
+    ],
+)
+def test_bad_engine_settings_are_rejected(tiny_transformer, config, message):
+    if config.get("engine") == "onnx" and not _available("onnx"):
+        pytest.skip("onnxruntime is not installed")
+    with pytest.raises(ValueError, match=message):
+        make_nlp(tiny_transformer, **config)
+
+
+def test_pipe_sorts_by_length_but_keeps_input_order(trained_nlp):
+    texts = sorted(TEXTS * 3, key=lambda t: (len(t) * 7919) % 13)
+    one_by_one = [ents_of([trained_nlp(text)])[0] for text in texts]
+    docs = list(trained_nlp.pipe(texts, batch_size=3))
+    assert [doc.text for doc in docs] == texts
+    assert ents_of(docs) == one_by_one
+
+
+@pytest.mark.parametrize("casing_features", [False, True])
+def test_engine_scores_equal_the_model_scores(tiny_transformer, casing_features):
+    """The module the engines export, run in torch, scores as the Thinc model does."""
+    import numpy
+    import torch
+
+    model = {"casing_features": casing_features, "transformer": {"name": str(tiny_transformer)}}
+    nlp = make_nlp(tiny_transformer, model=model)
+    overfit(nlp, steps=5)
+    ner = nlp.get_pipe("wnut_ner")
+    docs = [nlp.make_doc(text) for text in TEXTS if text.strip()]
+
+    def torch_engine(input_ids, attention_mask):
+        module = engines.tagger_module(ner.model)
+        with torch.inference_mode():
+            return module(torch.from_numpy(input_ids), torch.from_numpy(attention_mask.astype("int64"))).numpy()
+
+    expected = ner.model.predict(docs)
+    got = engines.engine_scores(ner.model, torch_engine, docs)
+    numpy.testing.assert_allclose(got.scores, ner.model.ops.to_numpy(expected.scores), atol=1e-4)
+    numpy.testing.assert_array_equal(got.align.dataXd, expected.align.dataXd)
