@@ -181,7 +181,8 @@ def run_raw_encoder(setup: Setup) -> Dict:
     tokenizer = AutoTokenizer.from_pretrained(setup.backbone)
     model = AutoModel.from_pretrained(setup.backbone).eval()
     sample = read_gold(setup.test)[: setup.speed_sentences]
-    words = sorted(([t.text for t in d] for d in sample), key=len)
+    # Sorted by subword count (not word count: one URL can be 30 subwords), so batches pad least.
+    words = sorted(([t.text for t in d] for d in sample), key=lambda w: len(tokenizer(w, is_split_into_words=True)["input_ids"]))
 
     def batches(batch_size: int) -> List[Dict]:
         return [

@@ -295,12 +295,12 @@ class SubwordNER(TrainablePipe):
         """Tag a stream of docs in batches of similar length; docs come out in input order.
 
         Docs are read in buffers of `PIPE_BUFFER_BATCHES` batches and sorted by
-        text length (a proxy for subwords) so that windows padded together
-        are of similar length.
+        subword count, so that windows padded together are of similar length.
         """
         error_handler = self.get_error_handler()
         for buffer in util.minibatch(stream, size=batch_size * PIPE_BUFFER_BATCHES):
-            order = sorted(range(len(buffer)), key=lambda i: len(buffer[i].text))
+            lengths = self._subword_counts(buffer) if batch_size > 1 else [0] * len(buffer)
+            order = sorted(range(len(buffer)), key=lengths.__getitem__)
             for start in range(0, len(order), batch_size):
                 batch = [buffer[i] for i in order[start : start + batch_size]]
                 try:
@@ -308,6 +308,14 @@ class SubwordNER(TrainablePipe):
                 except Exception as e:
                     error_handler(self.name, self, batch, e)
             yield from buffer
+
+    def _subword_counts(self, docs: List[Doc]) -> List[int]:
+        """Subwords per doc by the transformer's fast tokenizer (text length before it is loaded)."""
+        tokenizer = self.model.get_ref("transformer").tokenizer
+        if tokenizer is None:
+            return [len(doc.text) for doc in docs]
+        encoded = tokenizer([doc.text for doc in docs], add_special_tokens=False)["input_ids"]
+        return [len(ids) for ids in encoded]
 
     def finish_update(self, sgd: Optimizer) -> None:
         """Update the weights; an inference engine built from the old ones is dropped."""
