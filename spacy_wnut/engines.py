@@ -80,7 +80,7 @@ def tagger_module(model: Model) -> "torch.nn.Module":  # noqa: F821
     return Tagger().eval()
 
 
-def build_torch_int8(model: Model, n_threads: Optional[int]) -> Engine:
+def build_torch_int8(model: Model) -> Engine:
     """Dynamic int8 quantisation of every linear layer with torchao (weights copied)."""
     import torch
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
@@ -89,8 +89,6 @@ def build_torch_int8(model: Model, n_threads: Optional[int]) -> Engine:
     quantize_(module, Int8DynamicActivationInt8WeightConfig())
 
     def run(input_ids: numpy.ndarray, attention_mask: numpy.ndarray) -> numpy.ndarray:
-        if n_threads:
-            torch.set_num_threads(n_threads)
         with torch.inference_mode():
             logits = module(torch.from_numpy(input_ids), torch.from_numpy(attention_mask.astype("int64")))
         return logits.float().numpy()
@@ -210,12 +208,14 @@ class EngineSlot:
 
 
 def build_engine(name: str, model: Model, n_threads: Optional[int], onnx_bytes: Optional[bytes] = None) -> Engine:
-    """An engine other than "torch", from the model's weights (or from saved ONNX bytes)."""
+    """An engine other than "torch", from the model's weights (ONNX engines: from `export_onnx`'s bytes)."""
     check_engine(name)
     if name == "torch-int8":
-        return build_torch_int8(model, n_threads)
+        return build_torch_int8(model)
     if name in ONNX_ENGINES:
-        return OnnxEngine(onnx_bytes or export_onnx(model, quantize=name == "onnx-int8"), n_threads)
+        if onnx_bytes is None:
+            raise ValueError(f"engine {name!r} is built from an ONNX graph: pass export_onnx's bytes")
+        return OnnxEngine(onnx_bytes, n_threads)
     raise ValueError(f"engine {name!r} is the Thinc model itself; nothing to build")
 
 
