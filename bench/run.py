@@ -42,6 +42,11 @@ def run_isolated(name: str, setup: Setup) -> Dict:
     return json.loads(out.read_text())
 
 
+def is_engine_row(name: str) -> bool:
+    """Whether a row is our trained pipeline run by another inference engine, e.g. `spacy-wnut[onnx]`."""
+    return name.startswith(OURS + "[")
+
+
 def measured(results: Dict[str, Dict]) -> Dict[str, Dict]:
     """The systems that ran (an engine whose package is missing is skipped, with the reason kept in the JSON)."""
     return {name: r for name, r in results.items() if "skipped" not in r}
@@ -52,7 +57,7 @@ def ratios(results: Dict[str, Dict]) -> Dict[str, Dict]:
     ours = results[OURS]
     table = {}
     for name, other in measured(results).items():
-        if name == OURS or name.startswith(OURS + "["):
+        if name == OURS or is_engine_row(name):
             continue
         row = {}
         if other.get("test") and ours.get("test"):
@@ -70,7 +75,7 @@ def engine_ratios(results: Dict[str, Dict]) -> Dict[str, Dict]:
     fp32 = results[OURS]
     table = {}
     for name, r in measured(results).items():
-        if name.startswith(OURS + "["):
+        if is_engine_row(name):
             row = {f"speedup_bs{bs}": wps / fp32["words_per_second"][bs] for bs, wps in r["words_per_second"].items()}
             row["test_f1_points_lost"] = 100 * (fp32["test"]["f"] - r["test"]["f"])
             table[name] = row
@@ -136,7 +141,7 @@ def chart(results: Dict[str, Dict], path: Path, batch_size: str) -> None:
             ax.axvline(wps, color="grey", linestyle=":", label=f"{name} (fp32 torch)")
     scored = [point for point in points if point[2].get("test")]
     for i, (wps, name, r) in enumerate(scored):
-        ours = name == OURS or name.startswith(OURS + "[")
+        ours = name == OURS or is_engine_row(name)
         ax.scatter(wps, r["test"]["f"], s=80 if ours else 40, color="#c44e52" if ours else "#4c72b0")
         # Alternate labels above and below: engine points sit close together.
         ax.annotate(name, (wps, r["test"]["f"]), textcoords="offset points", xytext=(6, 6 if i % 2 else -12), fontsize=8)
