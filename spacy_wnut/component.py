@@ -21,7 +21,7 @@ from thinc.types import Floats2d
 from .align import AGGREGATIONS, PROJECTIONS, TokenRows, aggregate, project_gold
 from .decode import DECODERS, EntitySpans, TagScheme, tags_to_spans, viterbi
 from .engines import ONNX_ENGINES, EngineSlot, build_engine, check_engine, engine_scores, export_onnx
-from .model import SubwordScores
+from .model import SubwordScores, swapped_params
 from .schemes import HeadScheme
 
 DEFAULT_MODEL_STR = """
@@ -320,6 +320,26 @@ class SubwordNER(TrainablePipe):
     def finish_update(self, sgd: Optimizer) -> None:
         """Update the weights; an inference engine built from the old ones is dropped."""
         super().finish_update(sgd)
+        self._drop_engine()
+
+    def use_params(self, params: Dict) -> Iterator[None]:
+        """Use `params` (e.g. `optimizer.averages`) while the caller's block runs.
+
+        Unlike `Model.use_params`, this also swaps the transformer's weights, so
+        `Adam.v1(use_averages=true)` evaluates and saves the averaged encoder.
+        A generator, as `Language.use_params` expects of a pipe.
+        """
+        with swapped_params(self.model, params) as n_swapped:
+            if n_swapped:
+                self._drop_engine()
+            try:
+                yield
+            finally:
+                if n_swapped:
+                    self._drop_engine()
+
+    def _drop_engine(self) -> None:
+        """Forget an engine (and ONNX graph) built from weights that have changed."""
         self._engine.engine = None
         self._onnx_bytes = None
 

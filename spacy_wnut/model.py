@@ -5,16 +5,17 @@ tokenisation with character offsets, strided windows, weights serialised
 inside the pipeline). The head is dropout + a linear layer shaped like
 `AutoModelForTokenClassification`'s `classifier` (`W: (n_tags, width)`, `b: (n_tags,)`).
 """
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy
 from spacy.tokens import Doc
 from spacy_transformers.data_classes import FullTransformerBatch
 from spacy_transformers.span_getters import get_strided_spans
 from spacy_transformers.util import registry
-from thinc.api import Dropout, Linear, Model, torch2xp, xp2torch
+from thinc.api import Dropout, Linear, Model, PyTorchShim, torch2xp, xp2torch
 from thinc.types import Floats2d, Ragged
 from transformers.file_utils import ModelOutput
 
@@ -127,6 +128,49 @@ def init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
     head.initialize()
     if model.attrs["casing_features"]:
         model.set_param("casing_W", model.ops.alloc2f(N_CASINGS, head.get_dim("nO")))
+
+
+@contextmanager
+def swapped_params(model: Model, params: Dict) -> Iterator[int]:
+    """Put `params` (e.g. `optimizer.averages`) into every layer, transformer included.
+
+    Yields how many weight arrays were swapped; the old weights come back on exit,
+    also when the caller's block raises or its generator is closed. Thinc's
+    optimizer keys a PyTorch weight's average by `(shim.id, name)`, a key that
+    `Model.use_params` does not pass on to the shim, so averages of the encoder's
+    weights would otherwise never be used.
+    """
+    import torch
+
+    restore: List[Callable[[], None]] = []
+    try:
+        for node in model.walk():
+            for name in node.param_names:
+                value = params.get((node.id, name))
+                if value is not None and node.has_param(name):
+                    restore.append(partial(node.set_param, name, node.get_param(name)))
+                    node.set_param(name, value)
+            for shim in node.shims:
+                if not isinstance(shim, PyTorchShim):
+                    continue
+                for name, weight in shim._model.named_parameters():
+                    value = params.get((shim.id, name))
+                    if value is not None:
+                        old = weight.detach().clone()
+                        restore.append(partial(_copy_into, weight, old))
+                        _copy_into(weight, xp2torch(value, device=weight.device))
+        yield len(restore)
+    finally:
+        with torch.no_grad():
+            for undo in reversed(restore):
+                undo()
+
+
+def _copy_into(weight, value) -> None:
+    import torch
+
+    with torch.no_grad():
+        weight.copy_(value)
 
 
 def check_alignment(docs: List[Doc], align: Ragged) -> numpy.ndarray:

@@ -56,10 +56,40 @@ def test_spacy_train_leaves_a_frozen_component_unchanged(tiny_transformer, tmp_p
 
 
 def weights(nlp) -> dict:
-    """Every weight of `wnut_ner`: the head's params and the transformer's state dict."""
+    """A copy of every weight of `wnut_ner`: the head's params and the transformer's state dict."""
     model = nlp.get_pipe("wnut_ner").model
     head = model.get_ref("output_layer")
-    found = {f"head.{name}": head.get_param(name) for name in ("W", "b")}
+    found = {f"head.{name}": head.get_param(name).copy() for name in ("W", "b")}
     transformer = model.get_ref("transformer").transformer
-    found.update({name: t.detach().cpu().numpy() for name, t in transformer.state_dict().items()})
+    found.update({name: t.detach().cpu().numpy().copy() for name, t in transformer.state_dict().items()})
     return found
+
+
+def test_use_params_swaps_in_averaged_transformer_and_head_weights(tiny_transformer):
+    from thinc.api import Adam
+
+    from conftest import make_nlp
+
+    nlp = make_nlp(tiny_transformer)
+    examples = train_examples(nlp, TRAIN_DATA)
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(1e-3, use_averages=True)
+    for _ in range(5):
+        nlp.update(examples, sgd=optimizer)
+    model = nlp.get_pipe("wnut_ner").model
+    shim = next(shim for node in model.walk() for shim in node.shims)
+    head = model.get_ref("output_layer")
+    before = weights(nlp)
+    expected = {f"head.{name}": optimizer.averages[(head.id, name)] for name in ("W", "b")}
+    expected.update({
+        name: optimizer.averages[(shim.id, name)]
+        for name, _ in shim._model.named_parameters() if (shim.id, name) in optimizer.averages
+    })
+    assert len(expected) > 10
+    with nlp.use_params(optimizer.averages):
+        inside = weights(nlp)
+    for name, value in expected.items():
+        assert not numpy.array_equal(value, before[name]), name
+        numpy.testing.assert_allclose(inside[name], value, err_msg=name)
+    for name, value in weights(nlp).items():
+        assert numpy.array_equal(value, before[name]), name
