@@ -140,8 +140,6 @@ def swapped_params(model: Model, params: Dict) -> Iterator[int]:
     `Model.use_params` does not pass on to the shim, so averages of the encoder's
     weights would otherwise never be used.
     """
-    import torch
-
     restore: List[Callable[[], None]] = []
     try:
         for node in model.walk():
@@ -161,9 +159,8 @@ def swapped_params(model: Model, params: Dict) -> Iterator[int]:
                         _copy_into(weight, xp2torch(value, device=weight.device))
         yield len(restore)
     finally:
-        with torch.no_grad():
-            for undo in reversed(restore):
-                undo()
+        for undo in reversed(restore):
+            undo()
 
 
 def _copy_into(weight, value) -> None:
