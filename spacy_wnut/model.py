@@ -8,7 +8,7 @@ inside the pipeline). The head is dropout + a linear layer shaped like
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy
 from spacy.tokens import Doc
@@ -18,6 +18,9 @@ from spacy_transformers.util import registry
 from thinc.api import Dropout, Linear, Model, PyTorchShim, torch2xp, xp2torch
 from thinc.types import Floats2d, Ragged
 from transformers.file_utils import ModelOutput
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -163,7 +166,8 @@ def swapped_params(model: Model, params: Dict) -> Iterator[int]:
             undo()
 
 
-def _copy_into(weight, value) -> None:
+def _copy_into(weight: "torch.Tensor", value: "torch.Tensor") -> None:
+    """Overwrite a PyTorch weight in place, outside autograd."""
     import torch
 
     with torch.no_grad():
