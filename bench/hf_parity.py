@@ -23,6 +23,7 @@ two set-ups of the component:
     python bench/hf_parity.py training/model-best corpus/test.spacy --output metrics/hf_parity.json
     python bench/hf_parity.py --hf training/bench/hf-recipe-our-hparams/best corpus/test.spacy
 """
+
 import argparse
 import tempfile
 from collections import Counter
@@ -33,10 +34,41 @@ import srsly
 from spacy.tokens import Doc, DocBin
 from transformers import pipeline
 
+from spacy_wnut.hf_checkpoint import export_hf, from_hf, pipeline_words_doc
+
 from measure import plain_copy
-from spacy_wnut.hf_checkpoint import export_hf, from_hf, has_invalid_i_start, pipeline_word_tags, pipeline_words_doc
 
 Entity = Tuple[int, int, str]
+
+
+def pipeline_word_tags(hf_model, tokenizer, text: str) -> List[str]:
+    """The tag `pipeline(..., aggregation_strategy="first")` gives each of its words.
+
+    A word is a run of subwords whose later pieces carry the tokenizer's
+    continuing-subword prefix (`##`): punctuation splits words, unlike spaCy.
+    """
+    import torch
+
+    encoded = tokenizer(text, return_tensors="pt", truncation=True, return_special_tokens_mask=True)
+    special = encoded.pop("special_tokens_mask")[0].tolist()
+    with torch.inference_mode():
+        ids = hf_model(**encoded).logits[0].argmax(-1).tolist()
+    pieces = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])
+    prefix = getattr(tokenizer._tokenizer.model, "continuing_subword_prefix", None) or "##"
+    return [
+        hf_model.config.id2label[i]
+        for i, piece, is_special in zip(ids, pieces, special)
+        if not is_special and not piece.startswith(prefix)
+    ]
+
+
+def has_invalid_i_start(tags: List[str]) -> bool:
+    """Whether an IOB2 `I-X` follows a tag other than `B-X`/`I-X`.
+
+    The HF pipeline starts an entity there; constrained Viterbi instead picks
+    the best valid sequence, so the two may differ on such a sentence.
+    """
+    return any(tag.startswith("I-") and previous[2:] != tag[2:] for previous, tag in zip(["O"] + tags[:-1], tags))
 
 
 def splits_tokens(doc: Doc, text_entities: Set[Entity]) -> bool:
@@ -84,17 +116,29 @@ def _count(ours_docs: Iterable[Doc], theirs: List[Set[Entity]], cause: Callable[
         why = cause(doc, their_ents - ours)
         causes[why] += 1
         if len(examples) < 20:
-            examples.append({"text": doc.text, "ours": sorted(ours - their_ents), "pipeline": sorted(their_ents - ours), "cause": why})
+            examples.append(
+                {
+                    "text": doc.text,
+                    "ours": sorted(ours - their_ents),
+                    "pipeline": sorted(their_ents - ours),
+                    "cause": why,
+                }
+            )
     return {
-        "entities_ours": ours_total, "entities_pipeline": theirs_total,
-        "equal": same, "parity": same / max(ours_total, theirs_total, 1),
-        "differing_sentences_by_cause": dict(causes), "examples": examples,
+        "entities_ours": ours_total,
+        "entities_pipeline": theirs_total,
+        "equal": same,
+        "parity": same / max(ours_total, theirs_total, 1),
+        "differing_sentences_by_cause": dict(causes),
+        "examples": examples,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="trained spaCy pipeline with a wnut_ner component (or, with --hf, a HF checkpoint)")
+    parser.add_argument(
+        "model", help="trained spaCy pipeline with a wnut_ner component (or, with --hf, a HF checkpoint)"
+    )
     parser.add_argument("data", help=".spacy DocBin of sentences")
     parser.add_argument("--hf", action="store_true", help="MODEL is a HF token-classification checkpoint")
     parser.add_argument("--output", default=None, help="write the figures as JSON here")
@@ -109,9 +153,11 @@ def main() -> None:
         result = compare(nlp, checkpoint, docs)
     for setup in ("hf_compatible", "default"):
         r = result[setup]
-        print(f"{setup}: {result['sentences']} sentences: {r['equal']} equal entities of "
-              f"{r['entities_ours']} (component) / {r['entities_pipeline']} (HF pipeline): parity {r['parity']:.4f}; "
-              f"differing sentences by cause: {r['differing_sentences_by_cause']}")
+        print(
+            f"{setup}: {result['sentences']} sentences: {r['equal']} equal entities of "
+            f"{r['entities_ours']} (component) / {r['entities_pipeline']} (HF pipeline): parity {r['parity']:.4f}; "
+            f"differing sentences by cause: {r['differing_sentences_by_cause']}"
+        )
     if args.output:
         srsly.write_json(args.output, result)
 

@@ -10,6 +10,7 @@ for DDP on many GPUs) and serving in a spaCy pipeline:
     python bench/hf_recipe.py MODEL corpus/train.spacy corpus/dev.spacy training/hf
     python -m spacy_wnut import-hf training/hf/best training/hf-spacy
 """
+
 import argparse
 import time
 from pathlib import Path
@@ -58,14 +59,26 @@ def encode(tokenizer, words: List[List[str]], tags: List[List[str]], label2id: D
 
 
 def train(
-    model_name: str, train_path: Path, dev_path: Path, output: Path, *, learning_rate: float,
-    epochs: float, batch_size: int, weight_decay: float = 0.01, warmup_steps: int = 0,
-    max_steps: int = -1, seed: int = 0,
+    model_name: str,
+    train_path: Path,
+    dev_path: Path,
+    output: Path,
+    *,
+    learning_rate: float,
+    epochs: float,
+    batch_size: int,
+    weight_decay: float = 0.01,
+    warmup_steps: int = 0,
+    max_steps: int = -1,
+    seed: int = 0,
 ) -> Dict:
     """Fine-tune with `Trainer`, keep the epoch with the best dev F1 in `output/best`; return figures."""
     from transformers import (
-        AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
-        Trainer, TrainingArguments,
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
     )
 
     train_words, train_tags = read_docbin(train_path)
@@ -84,16 +97,32 @@ def train(
         return {"f1": f1_score(gold_tags, pred_tags)}
 
     args = TrainingArguments(
-        output_dir=str(output / "checkpoints"), learning_rate=learning_rate, num_train_epochs=epochs,
-        max_steps=max_steps, per_device_train_batch_size=batch_size, per_device_eval_batch_size=64,
-        weight_decay=weight_decay, warmup_steps=warmup_steps, eval_strategy="epoch", save_strategy="epoch", save_total_limit=1,
-        load_best_model_at_end=True, metric_for_best_model="f1", report_to="none", seed=seed,
-        use_cpu=True, disable_tqdm=False, logging_strategy="epoch",
+        output_dir=str(output / "checkpoints"),
+        learning_rate=learning_rate,
+        num_train_epochs=epochs,
+        max_steps=max_steps,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=64,
+        weight_decay=weight_decay,
+        warmup_steps=warmup_steps,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model="f1",
+        report_to="none",
+        seed=seed,
+        use_cpu=True,
+        disable_tqdm=False,
+        logging_strategy="epoch",
     )
     trainer = Trainer(
-        model=model, args=args, train_dataset=encode(tokenizer, train_words, train_tags, label2id),
+        model=model,
+        args=args,
+        train_dataset=encode(tokenizer, train_words, train_tags, label2id),
         eval_dataset=encode(tokenizer, dev_words, dev_tags, label2id),
-        data_collator=DataCollatorForTokenClassification(tokenizer), compute_metrics=compute_metrics,
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+        compute_metrics=compute_metrics,
     )
     start = time.perf_counter()
     trainer.train()
@@ -118,9 +147,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     result = train(
-        args.model, args.train, args.dev, args.output, learning_rate=args.learning_rate,
-        epochs=args.epochs, batch_size=args.batch_size, warmup_steps=args.warmup_steps,
-        max_steps=args.max_steps, seed=args.seed,
+        args.model,
+        args.train,
+        args.dev,
+        args.output,
+        learning_rate=args.learning_rate,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        warmup_steps=args.warmup_steps,
+        max_steps=args.max_steps,
+        seed=args.seed,
     )
     print(result)
 

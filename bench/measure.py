@@ -1,4 +1,5 @@
 """What the benchmark measures the same way for every system: entity scores, words/s, peak RSS."""
+
 import importlib.metadata
 import os
 import platform
@@ -49,7 +50,9 @@ def scores_from_char_entities(gold: Sequence[Doc], predicted: Sequence[CharEntit
         examples.append(Example(pred, doc))
     result = seqeval_scores(examples)
     return {
-        "p": result["p"], "r": result["r"], "f": result["f"],
+        "p": result["p"],
+        "r": result["r"],
+        "f": result["f"],
         "per_type_f": {label: row["f"] for label, row in result["per_type"].items()},
     }
 
@@ -83,9 +86,13 @@ def machine_info() -> Dict:
                 cpu = line.split(":", 1)[1].strip()
                 break
     return {
-        "cpu": cpu, "cores": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)),
+        "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "python": platform.python_version(), "torch": torch.__version__,
-        "transformers": transformers.__version__, "spacy": spacy.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "spacy": spacy.__version__,
         "spacy_transformers": importlib.metadata.version("spacy-transformers"),
     }

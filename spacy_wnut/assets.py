@@ -1,4 +1,5 @@
 """The WNUT 17 files: canonical URLs and checksums, fetched from a local mirror or the web."""
+
 import hashlib
 import shutil
 import urllib.request
@@ -66,9 +67,7 @@ def fetch_asset(asset: Asset, dest_dir: Path, mirror: Optional[Path] = None) -> 
     found = sha256sum(tmp)
     if found != asset.sha256:
         tmp.unlink()
-        raise ValueError(
-            f"{origin}: sha256 is {found}, expected {asset.sha256}; the file is not the official one"
-        )
+        raise ValueError(f"{origin}: sha256 is {found}, expected {asset.sha256}; the file is not the official one")
     tmp.replace(dest)
     msg.good(f"{origin} -> {dest}")
     return dest
@@ -80,7 +79,4 @@ def fetch_wnut17(dest_dir: Union[str, Path], mirror: Union[str, Path, None] = No
     if mirror_path is not None and not mirror_path.is_dir():
         msg.warn(f"mirror {mirror_path} is not a directory; downloading from the canonical URLs")
         mirror_path = None
-    return {
-        split: fetch_asset(asset, Path(dest_dir), mirror_path)
-        for split, asset in WNUT17_ASSETS.items()
-    }
+    return {split: fetch_asset(asset, Path(dest_dir), mirror_path) for split, asset in WNUT17_ASSETS.items()}

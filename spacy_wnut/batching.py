@@ -5,6 +5,7 @@ emoji), so batching by token counts leaves much padding. This batcher measures
 each text with the transformer's own tokenizer and hands the lengths to spaCy's
 `minibatch_by_padded_size`, which groups similar lengths together.
 """
+
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Iterator, List
 
@@ -18,8 +19,8 @@ def configure_batch_by_subwords(
 ) -> Callable[[Iterable[Any]], Iterator[List[Any]]]:
     """Batches of at most `size` padded subwords (longest item x items).
 
-    tokenizer: HF name or directory of the transformer's tokenizer (usually
-        `${paths.transformer}`); loaded on the first batch.
+    tokenizer: HF name or directory of the transformer's tokenizer, or an
+        offline backbone name (usually `${paths.transformer}`); loaded on the first batch.
     buffer: items sorted by length together; larger means less padding but
         less shuffled batches.
     """
@@ -27,7 +28,10 @@ def configure_batch_by_subwords(
     def batch(items: Iterable[Any]) -> Iterator[List[Any]]:
         measure = _subword_counter(tokenizer)
         return minibatch_by_padded_size(
-            items, size=size, buffer=buffer, discard_oversize=discard_oversize,
+            items,
+            size=size,
+            buffer=buffer,
+            discard_oversize=discard_oversize,
             get_length=lambda item: measure(getattr(item, "predicted", item).text),
         )
 
@@ -38,10 +42,13 @@ def configure_batch_by_subwords(
 def _subword_counter(tokenizer: str) -> Callable[[str], int]:
     from transformers import AutoTokenizer
 
-    hf_tokenizer = AutoTokenizer.from_pretrained(tokenizer, use_fast=True)
+    from .backbones import resolve_backbone
+    from .model import count_subwords
+
+    hf_tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(tokenizer), use_fast=True)
 
     @lru_cache(maxsize=1_000_000)
     def count(text: str) -> int:
-        return len(hf_tokenizer(text, add_special_tokens=True)["input_ids"])
+        return count_subwords(hf_tokenizer, [text], special_tokens=True)[0]
 
     return count

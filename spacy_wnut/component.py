@@ -1,9 +1,8 @@
 """The `wnut_ner` factory: a transformer subword tagger that sets `doc.ents`."""
-import os
+
 from collections import Counter
-from pathlib import Path
-from dataclasses import dataclass
 from itertools import islice
+from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy
@@ -18,16 +17,20 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
-from .align import AGGREGATIONS, PROJECTIONS, TokenRows, aggregate, project_gold
-from .decode import DECODERS, EntitySpans, TagScheme, tags_to_spans, viterbi
-from .engines import ONNX_ENGINES, EngineSlot, build_engine, check_engine, engine_scores, export_onnx
-from .model import SubwordScores, swapped_params
+from .align import AGGREGATIONS, PROJECTIONS, TokenRows, project_gold
+from .backbones import resolve_backbone
+from .decode import DECODERS, EntitySpans, TaggedBatch, TagScheme, TokenProbs, decode_entities, softmax, token_probs
+from .engines import EngineRunner
+from .model import SubwordScores, apply_frozen_embeddings, count_subwords, doc_lengths, finish_update, swapped_params
 from .schemes import HeadScheme
 
 DEFAULT_MODEL_STR = """
 [model]
-@architectures = "spacy_wnut.SubwordTagger.v1"
+@architectures = "spacy_wnut.SubwordTagger.v2"
 dropout = 0.1
+freeze_embeddings = false
+casing_features = false
+token_features = null
 
 [model.transformer]
 @architectures = "spacy-transformers.TransformerModel.v3"
@@ -43,10 +46,6 @@ window = 128
 stride = 96
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_STR)["model"]
-
-# Decoding prior for a token with no subword (whitespace, characters the
-# tokenizer drops): it may continue an entity across itself, never start one.
-_NO_ROWS_LOG_PROB = {"O": 0.0, "I": numpy.log(0.5), "B": -1e4}
 
 
 @Language.factory(
@@ -98,26 +97,27 @@ def make_wnut_ner(
         "argmax" takes each token's best tag and lets an invalid I-X start an
         entity, exactly as `pipeline("token-classification")` groups them.
     engine (str): what runs the tagger at prediction time: "torch" (fp32, the
-        trained model itself), "torch-int8" (torchao dynamic int8), "onnx" or
-        "onnx-int8" (ONNX Runtime). Built from the trained weights on first use;
-        training always runs "torch".
+        trained encoder called directly), "torch-int8" (torchao dynamic int8),
+        "onnx" or "onnx-int8" (ONNX Runtime). Built from the trained weights on
+        first use; training always runs the Thinc model.
     n_threads (Optional[int]): CPU threads for the forward pass (sets torch's
         and ONNX Runtime's); None keeps torch's setting.
     """
     return SubwordNER(
-        nlp.vocab, model, name, aggregation=aggregation, label_projection=label_projection,
-        overwrite_ents=overwrite_ents, spans_key=spans_key, store_trf_data=store_trf_data,
-        entity_bias=entity_bias, decoder=decoder, engine=engine, n_threads=n_threads, scorer=scorer,
+        nlp.vocab,
+        model,
+        name,
+        aggregation=aggregation,
+        label_projection=label_projection,
+        overwrite_ents=overwrite_ents,
+        spans_key=spans_key,
+        store_trf_data=store_trf_data,
+        entity_bias=entity_bias,
+        decoder=decoder,
+        engine=engine,
+        n_threads=n_threads,
+        scorer=scorer,
     )
-
-
-@dataclass
-class TaggedBatch:
-    """Decoded predictions for a batch: entity spans over the concatenated docs."""
-
-    doc_lengths: numpy.ndarray
-    entities: EntitySpans
-    trf_batch: object = None
 
 
 class SubwordNER(TrainablePipe):
@@ -125,7 +125,8 @@ class SubwordNER(TrainablePipe):
 
     Subword scores are aggregated onto spaCy tokens by character-offset
     alignment, decoded into valid BIO with constrained Viterbi and written
-    as `doc.ents`.
+    as `doc.ents`. What runs the encoder at prediction time is the
+    `EngineRunner` in `self.engine_runner`; the decoding math is `decode.py`'s.
     """
 
     def __init__(
@@ -145,19 +146,19 @@ class SubwordNER(TrainablePipe):
         n_threads: Optional[int] = None,
         scorer: Optional[Callable] = get_ner_prf,
     ) -> None:
+        """Initialize the component; see `make_wnut_ner` for the options."""
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"[{name}] aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
         if label_projection not in PROJECTIONS:
-            raise ValueError(
-                f"[{name}] label_projection must be one of {PROJECTIONS}, got {label_projection!r}"
-            )
+            raise ValueError(f"[{name}] label_projection must be one of {PROJECTIONS}, got {label_projection!r}")
         if decoder not in DECODERS:
             raise ValueError(f"[{name}] decoder must be one of {DECODERS}, got {decoder!r}")
-        check_engine(engine)
         if engine != "torch" and store_trf_data:
             raise ValueError(f"[{name}] store_trf_data needs engine 'torch', got engine {engine!r}")
-        if n_threads is not None and n_threads < 1:
-            raise ValueError(f"[{name}] n_threads must be a positive number or null, got {n_threads!r}")
+        try:
+            self.engine_runner = EngineRunner(engine, n_threads)
+        except ValueError as err:
+            raise ValueError(f"[{name}] {err}") from None
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -172,19 +173,16 @@ class SubwordNER(TrainablePipe):
         self.store_trf_data = store_trf_data
         self.entity_bias = float(entity_bias)
         self.decoder = decoder
-        self.engine = engine
-        self.n_threads = n_threads
-        if n_threads is not None:
-            import torch
-
-            torch.set_num_threads(n_threads)
-        self._engine = EngineSlot()
-        self._onnx_bytes: Optional[bytes] = None
         self.alignment_stats: Counter = Counter()
         if store_trf_data:
             from spacy_transformers.pipeline_component import install_extensions
 
             install_extensions()
+
+    @property
+    def engine(self) -> str:
+        """The inference engine's name."""
+        return self.engine_runner.name
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -209,7 +207,11 @@ class SubwordNER(TrainablePipe):
         return HeadScheme.iob2(self.labels)
 
     def add_label(self, label: str) -> int:
-        """Add an entity label before initialization; 0 if it was there already."""
+        """Add an entity label before initialization.
+
+        label (str): the entity type, without BIO prefix.
+        RETURNS (int): 1 if the label was added, 0 if it was there already.
+        """
         if not isinstance(label, str):
             raise ValueError(Errors.E187)
         if label in self.labels:
@@ -229,12 +231,15 @@ class SubwordNER(TrainablePipe):
         checkpoint_head: bool = False,
         checkpoint_scheme: str = "auto",
     ) -> None:
-        """Read labels from the examples (or take `labels`) and load the transformer.
+        """Read labels from the examples (sorted), or take `labels`, and load the transformer.
 
-        checkpoint_head: the transformer is a HF token-classification checkpoint:
+        get_examples (Callable[[], Iterable[Example]]): returns the training examples.
+        nlp (Language): the current pipeline.
+        labels (Optional[Sequence[str]]): the entity labels, in this order (e.g. from `spacy init labels`).
+        checkpoint_head (bool): the transformer is a HF token-classification checkpoint:
             take its labels (`id2label`) and its classifier weights, so the
             component predicts as the checkpoint does without training.
-        checkpoint_scheme: the checkpoint's tag scheme, one of `SCHEMES`;
+        checkpoint_scheme (str): the checkpoint's tag scheme, one of `SCHEMES`;
             "auto" tells IOB2, BIOES, BILOU and plain labels apart (IOB1 must be named).
         """
         validate_get_examples(get_examples, "SubwordNER.initialize")
@@ -250,13 +255,16 @@ class SubwordNER(TrainablePipe):
             for label in labels:
                 self.add_label(label)
         else:
-            for example in get_examples():
-                for ent in example.reference.ents:
-                    self.add_label(ent.label_)
+            found = {ent.label_ for example in get_examples() for ent in example.reference.ents}
+            for label in sorted(found):
+                self.add_label(label)
         self._require_labels()
         doc_sample = [eg.predicted for eg in islice(get_examples(), 10)]
+        if not doc_sample:
+            raise ValueError(Errors.E923.format(name=self.name))
         self.model.set_dim("nO", len(self.head.tags), force=True)
         self.model.initialize(X=doc_sample)
+        self.engine_runner.invalidate()
         if checkpoint_head:
             from .hf_checkpoint import load_classifier
 
@@ -264,44 +272,58 @@ class SubwordNER(TrainablePipe):
 
     @property
     def checkpoint_name(self) -> str:
-        """The transformer's HF name or directory, as configured."""
-        return self.model.get_ref("transformer").attrs["name"]
+        """The transformer's HF name or directory, as configured (offline backbone names resolved)."""
+        return resolve_backbone(self.model.get_ref("transformer").attrs["name"])
 
     def predict(self, docs: Iterable[Doc]) -> TaggedBatch:
-        """Decode entities for a batch of docs; does not touch the docs."""
+        """Decode entities for a batch of docs; does not touch the docs.
+
+        docs (Iterable[Doc]): the docs to predict on.
+        RETURNS (TaggedBatch): entity spans over the batch, as `set_annotations` takes them.
+        """
         docs = list(docs)
-        lengths = numpy.array([len(doc) for doc in docs], dtype="i")
-        if not lengths.sum():
+        if not doc_lengths(docs).sum():
             empty = numpy.zeros((0,), dtype="i")
-            return TaggedBatch(lengths, EntitySpans(empty, empty, empty, empty.astype("f")))
-        _guard_forked_torch()
-        if self.engine == "torch":
-            import torch
+            return TaggedBatch(doc_lengths(docs), EntitySpans(empty, empty, empty, empty.astype("f")))
+        return self.decode(self.subword_scores(docs))
 
-            with torch.inference_mode():
-                output = self.model.predict(docs)
-        else:
-            output = engine_scores(self.model, self._built_engine(), docs)
-        return self.decode(output)
+    def subword_scores(self, docs: List[Doc]) -> SubwordScores:
+        """Tag scores of every subword row of a batch (docs with at least one token in all)."""
+        if self.store_trf_data:
+            return self.model.predict(docs)
+        return self.engine_runner.scores(self.model, docs)
 
-    def _built_engine(self):
-        if self._engine.engine is None:
-            if self.engine in ONNX_ENGINES and self._onnx_bytes is None:
-                self._onnx_bytes = export_onnx(self.model, quantize=self.engine == "onnx-int8")
-            self._engine.engine = build_engine(self.engine, self.model, self.n_threads, self._onnx_bytes)
-        return self._engine.engine
+    def decode(self, output: SubwordScores) -> TaggedBatch:
+        """Subword scores -> token probabilities -> tags -> entity spans (`decode.py`)."""
+        probs = self.token_probs(output)
+        self.alignment_stats["tokens_without_subwords"] += int((~probs.has_rows).sum())
+        if output.cut_subwords:
+            self.alignment_stats["subwords_cut"] += output.cut_subwords
+        entities = decode_entities(probs, self.scheme, self.decoder, self.entity_bias)
+        trf_batch = output.trf_batch if self.store_trf_data else None
+        return TaggedBatch(output.doc_lengths, entities, trf_batch)
+
+    def token_probs(self, output: SubwordScores) -> TokenProbs:
+        """IOB2 tag probabilities per token, with this component's head and aggregation."""
+        return token_probs(output, self.head, self.aggregation)
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
         """Tag a stream of docs in batches of similar length; docs come out in input order.
 
         Docs are read in buffers of `PIPE_BUFFER_BATCHES` batches and sorted by
         subword count, so that windows padded together are of similar length.
+
+        stream (Iterable[Doc]): the docs.
+        batch_size (int): docs per batch.
+        YIELDS (Doc): the docs, annotated, in input order.
         """
         error_handler = self.get_error_handler()
         for buffer in util.minibatch(stream, size=batch_size * PIPE_BUFFER_BATCHES):
-            lengths = self._subword_counts(buffer) if batch_size > 1 else [0] * len(buffer)
-            order = sorted(range(len(buffer)), key=lengths.__getitem__)
-            for start in range(0, len(order), batch_size):
+            order = range(len(buffer))
+            if batch_size > 1:
+                lengths = self._subword_counts(buffer)
+                order = sorted(order, key=lengths.__getitem__)
+            for start in range(0, len(buffer), batch_size):
                 batch = [buffer[i] for i in order[start : start + batch_size]]
                 try:
                     self.set_annotations(batch, self.predict(batch))
@@ -310,17 +332,16 @@ class SubwordNER(TrainablePipe):
             yield from buffer
 
     def _subword_counts(self, docs: List[Doc]) -> List[int]:
-        """Subwords per doc by the transformer's fast tokenizer (text length before it is loaded)."""
+        """Subwords per doc by the transformer's tokenizer (text length before it is loaded)."""
         tokenizer = self.model.get_ref("transformer").tokenizer
         if tokenizer is None:
             return [len(doc.text) for doc in docs]
-        encoded = tokenizer([doc.text for doc in docs], add_special_tokens=False)["input_ids"]
-        return [len(ids) for ids in encoded]
+        return count_subwords(tokenizer, [doc.text for doc in docs])
 
     def finish_update(self, sgd: Optimizer) -> None:
-        """Update the weights; an inference engine built from the old ones is dropped."""
-        super().finish_update(sgd)
-        self._drop_engine()
+        """Update the weights with `sgd`; an inference engine built from the old ones is dropped."""
+        finish_update(self.model, sgd)
+        self.engine_runner.invalidate()
 
     def use_params(self, params: Dict) -> Iterator[None]:
         """Use `params` (e.g. `optimizer.averages`) while the caller's block runs.
@@ -331,80 +352,42 @@ class SubwordNER(TrainablePipe):
         """
         with swapped_params(self.model, params) as n_swapped:
             if n_swapped:
-                self._drop_engine()
+                self.engine_runner.invalidate()
             try:
                 yield
             finally:
                 if n_swapped:
-                    self._drop_engine()
-
-    def _drop_engine(self) -> None:
-        """Forget an engine (and ONNX graph) built from weights that have changed."""
-        self._engine.engine = None
-        self._onnx_bytes = None
+                    self.engine_runner.invalidate()
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
         """Save as any spaCy pipe; an ONNX engine's graph is saved beside the weights."""
         super().to_disk(path, exclude=exclude)
-        if self.engine in ONNX_ENGINES and self.is_initialized():
-            self._built_engine()
-            (Path(path) / f"{self.engine}.onnx").write_bytes(self._onnx_bytes)
+        if self.is_initialized():
+            self.engine_runner.to_disk(path, self.model)
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "SubwordNER":
-        """Load as any spaCy pipe; reuse a saved ONNX graph for the configured engine."""
-        super().from_disk(path, exclude=exclude)
-        self._engine.engine = None
-        saved = Path(path) / f"{self.engine}.onnx"
-        self._onnx_bytes = saved.read_bytes() if self.engine in ONNX_ENGINES and saved.exists() else None
+        """Load as any spaCy pipe, naming the file that is missing or damaged; reuse a saved ONNX graph."""
+        check_component_dir(Path(path), self.name)
+        try:
+            super().from_disk(path, exclude=exclude)
+        except (ValueError, KeyError, TypeError, OSError) as err:
+            raise ValueError(
+                f"[{self.name}] {path}: cannot load the saved weights ({type(err).__name__}: {err})"
+            ) from None
+        apply_frozen_embeddings(self.model)
+        self.engine_runner.from_disk(path)
         return self
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "SubwordNER":
         """Load weights and cfg; any engine is rebuilt from them on first use."""
         super().from_bytes(bytes_data, exclude=exclude)
-        self._engine.engine = None
-        self._onnx_bytes = None
+        apply_frozen_embeddings(self.model)
+        self.engine_runner.invalidate()
         return self
 
     def is_initialized(self) -> bool:
         """Whether the head has weights (after `initialize` or loading)."""
         return self.model.get_ref("output_layer").has_param("W")
-
-    def token_probs(self, output: SubwordScores) -> Tuple[numpy.ndarray, numpy.ndarray]:
-        """Per-token IOB2 tag probabilities (aggregated subword softmax) and which tokens had subwords."""
-        probs = _softmax(self.model.ops.to_numpy(output.scores))
-        pairs = TokenRows.from_ragged(output.align)
-        token_probs, has_rows = aggregate(probs, pairs, self.aggregation, output.window_length)
-        head = self.head
-        if not head.is_bio():
-            token_probs = token_probs @ head.to_bio()
-        return token_probs, has_rows
-
-    def decode(self, output: SubwordScores) -> TaggedBatch:
-        """Subword scores -> token probabilities -> constrained Viterbi -> entity spans."""
-        token_probs, has_rows = self.token_probs(output)
-        self.alignment_stats["tokens_without_subwords"] += int((~has_rows).sum())
-        entities = self.decode_probs(token_probs, has_rows, output.doc_lengths, self.entity_bias)
-        trf_batch = output.trf_batch if self.store_trf_data else None
-        return TaggedBatch(output.doc_lengths, entities, trf_batch)
-
-    def decode_probs(
-        self, token_probs: numpy.ndarray, has_rows: numpy.ndarray, doc_lengths: numpy.ndarray,
-        entity_bias: float,
-    ) -> EntitySpans:
-        """Token probabilities -> tags (entity tags biased by `entity_bias`) -> spans.
-
-        Tags come from constrained Viterbi, or per token with `decoder="argmax"`.
-        """
-        scheme = self.scheme
-        log_probs = numpy.log(numpy.maximum(token_probs, 1e-12))
-        log_probs[:, 1:] += entity_bias
-        log_probs[~has_rows] = _no_rows_prior(scheme)
-        if self.decoder == "argmax":
-            tags = log_probs.argmax(axis=1).astype("i")
-        else:
-            tags = viterbi(log_probs, doc_lengths, scheme.allowed_transitions())
-        token_scores = numpy.take_along_axis(token_probs, tags[:, None], axis=1)[:, 0]
-        return tags_to_spans(tags, token_scores, doc_lengths)
 
     def set_annotations(self, docs: Iterable[Doc], batch: TaggedBatch) -> None:
         """Write the decoded entities to `doc.ents` (and `doc.spans[spans_key]`)."""
@@ -419,8 +402,8 @@ class SubwordNER(TrainablePipe):
             lo, hi = bounds[i], bounds[i + 1]
             base = offsets[i]
             spans = [
-                Span(doc, int(s - base), int(e - base), label=labels[l])
-                for s, e, l in zip(ents.starts[lo:hi], ents.ends[lo:hi], ents.label_ids[lo:hi])
+                Span(doc, int(s - base), int(e - base), label=labels[label_id])
+                for s, e, label_id in zip(ents.starts[lo:hi], ents.ends[lo:hi], ents.label_ids[lo:hi])
             ]
             doc.set_ents(self._merge_ents(doc, spans), default="outside")
             if key is not None:
@@ -442,6 +425,10 @@ class SubwordNER(TrainablePipe):
 
         Tokens whose gold is unknown (`None`: misaligned tokenization, or
         missing annotation) give no training signal.
+
+        examples (Iterable[Example]): the batch, gold in `example.reference`.
+        output (SubwordScores): the model's scores for the batch.
+        RETURNS (Tuple[float, Floats2d]): the loss and its gradient w.r.t. the scores.
         """
         validate_examples(examples, "SubwordNER.get_loss")
         head = self.head
@@ -451,11 +438,9 @@ class SubwordNER(TrainablePipe):
         pairs = TokenRows.from_ragged(output.align)
         scores = self.model.ops.to_numpy(output.scores)
         self._count_gold_alignment(token_gold, pairs)
-        row_gold = project_gold(
-            token_gold, pairs, self.label_projection, scores.shape[0], output.window_length
-        )
+        row_gold = project_gold(token_gold, pairs, self.label_projection, scores.shape[0], output.window_length)
         rows = numpy.flatnonzero(row_gold >= 0)
-        probs = _softmax(scores)
+        probs = softmax(scores)
         d_scores = numpy.zeros_like(probs)
         if len(rows):
             d_scores[rows] = probs[rows]
@@ -471,9 +456,7 @@ class SubwordNER(TrainablePipe):
     def _count_gold_alignment(self, token_gold: numpy.ndarray, pairs: TokenRows) -> None:
         has_rows = pairs.has_rows()
         self.alignment_stats["gold_tokens_unknown"] += int((token_gold < 0).sum())
-        self.alignment_stats["gold_entity_tokens_without_subwords"] += int(
-            ((token_gold > 0) & ~has_rows).sum()
-        )
+        self.alignment_stats["gold_entity_tokens_without_subwords"] += int(((token_gold > 0) & ~has_rows).sum())
 
     def update(
         self,
@@ -483,7 +466,14 @@ class SubwordNER(TrainablePipe):
         sgd: Optional[Optimizer] = None,
         losses: Optional[Dict[str, float]] = None,
     ) -> Dict[str, float]:
-        """Learn from a batch of examples: one forward/backward pass, then `sgd` if given."""
+        """Learn from a batch of examples: one forward/backward pass, then `sgd` if given.
+
+        examples (Iterable[Example]): the batch.
+        drop (float): the dropout rate.
+        sgd (Optional[Optimizer]): the optimizer.
+        losses (Optional[Dict[str, float]]): losses so far, updated in place.
+        RETURNS (Dict[str, float]): the losses, this component's included.
+        """
         examples = list(examples)
         if losses is None:
             losses = {}
@@ -503,29 +493,30 @@ class SubwordNER(TrainablePipe):
 
 # Docs sorted by length together in `pipe`, in batches.
 PIPE_BUFFER_BATCHES = 8
-_TORCH_PID = os.getpid()
+# Files `wnut_ner` writes in its directory (`to_disk`), each of which `from_disk` needs.
+COMPONENT_FILES = ("cfg", "model")
 
 
-def _guard_forked_torch() -> None:
-    """In a forked worker (`nlp.pipe(n_process=N)` on Linux), use one torch thread.
-
-    The parent's OpenMP pool does not survive `fork`: the first parallel op
-    in the child would hang. One thread per worker is also the right split
-    of the cores between N workers.
-    """
-    global _TORCH_PID
-    if os.getpid() != _TORCH_PID:
-        import torch
-
-        torch.set_num_threads(1)
-        _TORCH_PID = os.getpid()
+def check_component_dir(path: Path, name: str) -> None:
+    """Raise a clear error naming the missing file of a saved component (or the path that is no directory)."""
+    if not path.is_dir():
+        raise ValueError(f"[{name}] {path}: the saved component is missing (no such directory)")
+    for file in COMPONENT_FILES:
+        if not (path / file).exists():
+            raise ValueError(f"[{name}] {path / file}: missing; the saved pipeline is incomplete")
 
 
-def _softmax(scores: numpy.ndarray) -> numpy.ndarray:
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    exp = numpy.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
-def _no_rows_prior(scheme: TagScheme) -> numpy.ndarray:
-    return numpy.array([_NO_ROWS_LOG_PROB[tag[0]] for tag in scheme.tags], dtype="f")
+def load_pipeline(name: Union[str, Path], **kwargs) -> Language:
+    """`spacy.load`, with an error that names the pipeline (and the file, where spaCy's does not)."""
+    path = Path(name)
+    if not path.exists() and not util.is_package(str(name)):
+        raise ValueError(f"{name}: no pipeline directory or installed pipeline package of that name")
+    if path.is_dir() and not (path / "config.cfg").is_file():
+        raise ValueError(f"{path / 'config.cfg'}: missing; {path} is not a saved spaCy pipeline")
+    try:
+        return util.load_model(name, **kwargs)
+    except (ValueError, OSError, KeyError, TypeError) as err:
+        message = str(err)
+        if str(path) in message:
+            raise ValueError(message) from None
+        raise ValueError(f"{name}: cannot load the pipeline ({type(err).__name__}: {message})") from None

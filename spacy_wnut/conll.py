@@ -5,6 +5,7 @@ wrong, or (for an `I-` tag that does not continue an entity of its type) a
 `Repair` that conlleval would also make: the tag starts a new entity. Repairs
 are collected in a `ReadReport`, so nothing is changed silently.
 """
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
@@ -55,6 +56,8 @@ class ReadReport:
     sentences: int = 0
     tokens: int = 0
     tab_separators: int = 0
+    separators: int = 0
+    byte_order_mark: bool = False
     repairs: List[Repair] = field(default_factory=list)
 
 
@@ -100,8 +103,7 @@ def check_tags(
         if labels is not None and label not in labels:
             raise InputError(
                 where,
-                f"unknown entity type {label!r} in tag {tag!r}; "
-                f"expected one of {', '.join(labels)}",
+                f"unknown entity type {label!r} in tag {tag!r}; expected one of {', '.join(labels)}",
             )
         if prefix == "I" and current != label:
             after = f"'{current}' entity" if current else "no entity"
@@ -115,21 +117,41 @@ def check_tags(
     return fixed
 
 
-def _decode_lines(path: Path) -> Iterator[Tuple[int, str]]:
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def decode_line(raw: bytes, where: str) -> str:
+    """A line of a UTF-8 text file without its line ending; CR line endings and bad bytes are errors."""
+    if raw.endswith(b"\r\n"):
+        raise InputError(where, "CRLF line ending; convert the file to LF line endings (e.g. dos2unix)")
+    if b"\r" in raw:
+        column = raw.index(b"\r") + 1
+        raise InputError(
+            where,
+            f"carriage return (CR) at column {column}: the file may use old Mac (CR-only) line "
+            "endings; convert it to LF line endings (e.g. mac2unix)",
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(where, f"not valid UTF-8: byte {raw[err.start]:#04x} at column {err.start + 1}") from None
+    return text.rstrip("\n")
+
+
+def read_lines(path: Path, report: Optional["ReadReport"] = None) -> Iterator[Tuple[int, bytes]]:
+    """(line number, raw bytes) of a file; a UTF-8 byte-order mark opening it is removed (and noted)."""
     with path.open("rb") as f:
         for number, raw in enumerate(f, start=1):
-            where = f"{path}:{number}"
-            if raw.endswith(b"\r\n"):
-                raise InputError(
-                    where, "CRLF line ending; convert the file to LF line endings (e.g. dos2unix)"
-                )
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise InputError(
-                    where, f"not valid UTF-8: byte {raw[err.start]:#04x} at column {err.start + 1}"
-                ) from None
-            yield number, text.rstrip("\n")
+            if number == 1 and raw.startswith(UTF8_BOM):
+                raw = raw[len(UTF8_BOM) :]
+                if report is not None:
+                    report.byte_order_mark = True
+            yield number, raw
+
+
+def _decode_lines(path: Path, report: "ReadReport") -> Iterator[Tuple[int, str]]:
+    for number, raw in read_lines(path, report):
+        yield number, decode_line(raw, f"{path}:{number}")
 
 
 def read_conll(
@@ -162,8 +184,9 @@ def read_conll(
             tags.clear()
             wheres.clear()
 
-    for number, line in _decode_lines(path):
+    for number, line in _decode_lines(path, report):
         if not line.strip():
+            report.separators += 1
             if line == "\t":
                 report.tab_separators += 1
             yield from flush()
@@ -171,9 +194,7 @@ def read_conll(
         where = f"{path}:{number}"
         fields = line.split("\t")
         if len(fields) != 2:
-            raise InputError(
-                where, f"expected 2 tab-separated fields (TOKEN<TAB>TAG), found {len(fields)}"
-            )
+            raise InputError(where, f"expected 2 tab-separated fields (TOKEN<TAB>TAG), found {len(fields)}")
         word, tag = fields
         check_word(word, where)
         words.append(word)
@@ -181,7 +202,8 @@ def read_conll(
         wheres.append(where)
     yield from flush()
     if report.sentences == 0:
-        raise InputError(str(path), "file holds no sentences (it is empty)")
+        what = f"only {report.separators} separator line(s)" if report.separators else "it is empty"
+        raise InputError(str(path), f"file holds no sentences ({what})")
 
 
 def check_word(word: str, where: str) -> None:
@@ -190,4 +212,3 @@ def check_word(word: str, where: str) -> None:
         raise InputError(where, "empty token")
     if any(char.isspace() for char in word):
         raise InputError(where, f"token {word!r} contains whitespace")
-

@@ -4,6 +4,7 @@ Docs carry `doc.ents` and sentence boundaries; each doc holds `n_sents`
 sentences. Nothing is dropped: a `ConversionSummary` counts sentences, tokens,
 entities per type and every repair made while reading.
 """
+
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from .conll import (
     check_word,
     read_conll,
 )
+from .outputs import atomic_path, check_output
 
 
 @dataclass
@@ -38,12 +40,11 @@ class ConversionSummary:
     tokens: int = 0
     entities: Counter = field(default_factory=Counter)
     tab_separators: int = 0
+    byte_order_mark: bool = False
     repairs: List[Repair] = field(default_factory=list)
 
 
-def sentences_to_docs(
-    sentences: Iterable[Sentence], vocab: Vocab, n_sents: int = 1
-) -> Iterator[Doc]:
+def sentences_to_docs(sentences: Iterable[Sentence], vocab: Vocab, n_sents: int = 1) -> Iterator[Doc]:
     """Group sentences into docs of `n_sents` sentences, with ents and sentence starts."""
     if n_sents < 1:
         raise ValueError(f"n_sents must be at least 1, got {n_sents}")
@@ -91,10 +92,30 @@ def write_docbin(
         docbin.add(doc)
         summary.docs += 1
         summary.entities.update(ent.label_ for ent in doc.ents)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    docbin.to_disk(output)
+    with atomic_path(output) as tmp:
+        docbin.to_disk(tmp)
     return summary
+
+
+def docbin_files(path: Union[str, Path]) -> List[Path]:
+    """The DocBin files at `path`: the file itself, or every `.spacy` file under a directory.
+
+    Sorted; hidden names (work in progress of an interrupted run) are left out.
+    Raises `InputError` for a missing path or a directory with no `.spacy` file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(str(path), "no such file or directory")
+    if not path.is_dir():
+        return [path]
+    files = sorted(
+        file
+        for file in path.rglob("*.spacy")
+        if file.is_file() and not any(part.startswith(".") for part in file.relative_to(path).parts)
+    )
+    if not files:
+        raise InputError(str(path), "directory holds no .spacy files")
+    return files
 
 
 def convert_conll(
@@ -111,6 +132,9 @@ def convert_conll(
     labels: allowed entity types (WNUT 17's by default), None for any.
     strict: make `I-` repairs errors.
     """
+    if not Path(input_path).is_file():
+        raise InputError(str(input_path), "no such file" if not Path(input_path).exists() else "not a file")
+    check_output(output, [input_path])
     report = ReadReport()
     sentences = read_conll(input_path, labels=labels, strict=strict, report=report)
     summary = ConversionSummary(source=str(input_path), output=str(output))
@@ -118,6 +142,7 @@ def convert_conll(
     summary.sentences = report.sentences
     summary.tokens = report.tokens
     summary.tab_separators = report.tab_separators
+    summary.byte_order_mark = report.byte_order_mark
     summary.repairs = report.repairs
     return summary
 
@@ -188,8 +213,13 @@ def convert_hf_dataset(
     for split, (ds, path) in splits.items():
         report = ReadReport()
         sentences = hf_sentences(
-            ds, split, tokens_column=tokens_column, tags_column=tags_column,
-            labels=labels, strict=strict, report=report,
+            ds,
+            split,
+            tokens_column=tokens_column,
+            tags_column=tags_column,
+            labels=labels,
+            strict=strict,
+            report=report,
         )
         summary = ConversionSummary(source=split, output=str(path))
         write_docbin(sentences, path, summary, n_sents=n_sents, progress=progress, total=len(ds))
@@ -212,6 +242,8 @@ def print_summary(summary: ConversionSummary, max_repairs: int = 20) -> None:
         msg.table(rows, header=("entity type", "count"), divider=True)
     if summary.tab_separators:
         msg.info(f"{summary.tab_separators} sentence separators were lines holding only a tab")
+    if summary.byte_order_mark:
+        msg.info("the UTF-8 byte-order mark opening the file was removed (it is no part of the first token)")
     if summary.repairs:
         msg.warn(f"{len(summary.repairs)} repairs (use --strict to make them errors):")
         for repair in summary.repairs[:max_repairs]:

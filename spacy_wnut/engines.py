@@ -1,11 +1,22 @@
-"""Inference engines: the trained tagger (encoder + head) run by torch fp32, torchao int8 or ONNX Runtime.
+"""Inference engines: what runs the trained tagger at prediction time, and their lifecycle.
 
-Training always runs the Thinc/PyTorch model. An engine other than "torch" is
-built from the trained weights the first time the component predicts (or, for
-ONNX, read from the file saved beside the pipeline) and only ever predicts.
-Tokenisation, windows and alignment stay spacy-transformers' own, so every
-engine sees exactly the subwords the fp32 model sees.
+Training always runs the Thinc/PyTorch model. At prediction time an
+`EngineRunner` turns docs into subword scores with one of:
+
+- "torch": the trained PyTorch encoder itself, called directly under
+  `torch.inference_mode` (no Thinc wrappers), then the Thinc head;
+- "torch-int8": a copy of encoder + head quantised by torchao (dynamic int8);
+- "onnx", "onnx-int8": encoder + head exported to ONNX (optionally quantised)
+  and run by ONNX Runtime.
+
+Every engine takes its input from `model.encode_docs` and hands its output to
+`model.scores_from_hidden` / `scores_from_logits`, so all of them see exactly
+the subwords the trained model sees. An engine is built from the weights on
+first use, dropped when the weights change, closed before a fork (ONNX
+Runtime is not fork-safe) and never pickled; an ONNX graph is saved beside
+the pipeline's weights and read back.
 """
+
 import copy
 import logging
 import os
@@ -14,17 +25,21 @@ import warnings
 import weakref
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional, Union
 
 import numpy
 from spacy.tokens import Doc
-from spacy_transformers.align import get_alignment_via_offset_mapping
-from spacy_transformers.data_classes import WordpieceBatch
-from spacy_transformers.layers.transformer_model import huggingface_tokenize
-from spacy_transformers.truncate import truncate_oversize_splits
-from thinc.api import Model
+from thinc.api import Model, torch2xp
 
-from .model import SubwordScores, add_casing_bias, check_alignment
+from .model import (
+    EncodedBatch,
+    SubwordScores,
+    encode_docs,
+    head_as_torch_linear,
+    scores_from_hidden,
+    scores_from_logits,
+)
+from .outputs import atomic_path
 
 ENGINES = ("torch", "torch-int8", "onnx", "onnx-int8")
 ONNX_ENGINES = ("onnx", "onnx-int8")
@@ -33,8 +48,9 @@ _NEEDS = {
     "onnx": (["onnxruntime", "onnx", "onnxscript"], "onnx"),
     "onnx-int8": (["onnxruntime", "onnx", "onnxscript"], "onnx"),
 }
-# Logits of a batch of windows: (input_ids, attention_mask) -> (n_windows, length, n_tags).
-Engine = Callable[[numpy.ndarray, numpy.ndarray], numpy.ndarray]
+# An engine maps an encoded batch to a (n_rows, width) array: the encoder's
+# rows ("torch") or the logits of encoder + head (the others).
+Engine = Callable[[EncodedBatch], numpy.ndarray]
 
 
 def check_engine(name: str) -> None:
@@ -47,25 +63,21 @@ def check_engine(name: str) -> None:
     missing = [p for p in packages if importlib.util.find_spec(p) is None]
     if missing:
         raise ImportError(
-            f"engine {name!r} needs the package(s) {', '.join(missing)}: "
-            f"pip install 'spacy-wnut[{extra}]'"
+            f"engine {name!r} needs the package(s) {', '.join(missing)}: pip install 'spacy-wnut[{extra}]'"
         )
 
 
 def tagger_module(model: Model) -> "torch.nn.Module":  # noqa: F821
-    """The encoder + linear head as one PyTorch module, like `AutoModelForTokenClassification`.
+    """The encoder + the head's encoder columns as one PyTorch module, like `AutoModelForTokenClassification`.
 
-    The module shares the encoder's weights with `model`: copy it before changing it.
+    Token features and casing, which need spaCy's tokens, stay outside it
+    (`scores_from_logits`). The module shares the encoder's weights with
+    `model`: copy it before changing it.
     """
     import torch
 
     encoder = model.get_ref("transformer").transformer
-    head = model.get_ref("output_layer")
-    W, b = head.get_param("W"), head.get_param("b")
-    classifier = torch.nn.Linear(W.shape[1], W.shape[0])
-    with torch.no_grad():
-        classifier.weight.copy_(torch.from_numpy(numpy.ascontiguousarray(W)))
-        classifier.bias.copy_(torch.from_numpy(numpy.ascontiguousarray(b)))
+    classifier = head_as_torch_linear(model)
 
     class Tagger(torch.nn.Module):
         def __init__(self) -> None:
@@ -80,6 +92,22 @@ def tagger_module(model: Model) -> "torch.nn.Module":  # noqa: F821
     return Tagger().eval()
 
 
+class TorchEngine:
+    """The trained encoder run directly in PyTorch: the encoder's rows of an encoded batch."""
+
+    def __init__(self, model: Model) -> None:
+        self.encoder = model.get_ref("transformer").transformer
+
+    def __call__(self, encoded: EncodedBatch) -> numpy.ndarray:
+        import torch
+
+        if self.encoder.training:  # training (the shim's begin_update) switched it to train mode
+            self.encoder.eval()
+        with torch.inference_mode():
+            hidden = self.encoder(**encoded.torch_inputs(self.encoder.device)).last_hidden_state
+        return torch2xp(hidden).reshape(-1, hidden.shape[-1])
+
+
 def build_torch_int8(model: Model) -> Engine:
     """Dynamic int8 quantisation of every linear layer with torchao (weights copied)."""
     import torch
@@ -88,10 +116,10 @@ def build_torch_int8(model: Model) -> Engine:
     module = copy.deepcopy(tagger_module(model))
     quantize_(module, Int8DynamicActivationInt8WeightConfig())
 
-    def run(input_ids: numpy.ndarray, attention_mask: numpy.ndarray) -> numpy.ndarray:
+    def run(encoded: EncodedBatch) -> numpy.ndarray:
         with torch.inference_mode():
-            logits = module(torch.from_numpy(input_ids), torch.from_numpy(attention_mask.astype("int64")))
-        return logits.float().numpy()
+            logits = module(torch.from_numpy(encoded.input_ids), torch.from_numpy(encoded.attention_mask))
+        return logits.float().numpy().reshape(-1, logits.shape[-1])
 
     return run
 
@@ -106,8 +134,14 @@ def export_onnx(model: Model, quantize: bool) -> bytes:
     with tempfile.TemporaryDirectory() as tmp, _quiet_exporters():
         path = Path(tmp) / "tagger.onnx"
         torch.onnx.export(
-            module, example, str(path), input_names=["input_ids", "attention_mask"],
-            output_names=["logits"], dynamo=True, external_data=False, verbose=False,
+            module,
+            example,
+            str(path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["logits"],
+            dynamo=True,
+            external_data=False,
+            verbose=False,
             dynamic_shapes={"input_ids": dims, "attention_mask": dims},
         )
         if quantize:
@@ -140,10 +174,10 @@ def _quiet_exporters() -> Iterator[None]:
 class OnnxEngine:
     """An ONNX Runtime session over an exported tagger, opened on first use.
 
-    ONNX Runtime is not fork-safe: a session alive when the process forks
-    (`nlp.pipe(n_process=N)`) leaves its children hanging. Sessions are closed
-    just before any fork and reopened lazily; a forked child opens its own
-    with one thread, so N workers do not fight over the cores.
+    A session alive when the process forks (`nlp.pipe(n_process=N)`) leaves
+    its children hanging, so sessions are closed just before any fork and
+    reopened lazily; a forked child opens its own with one thread, so N
+    workers do not fight over the cores.
     """
 
     def __init__(self, onnx_bytes: bytes, n_threads: Optional[int]) -> None:
@@ -159,9 +193,7 @@ class OnnxEngine:
 
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self._threads()
-            self._session = onnxruntime.InferenceSession(
-                self.onnx_bytes, options, providers=["CPUExecutionProvider"]
-            )
+            self._session = onnxruntime.InferenceSession(self.onnx_bytes, options, providers=["CPUExecutionProvider"])
         return self._session
 
     def _threads(self) -> int:
@@ -177,9 +209,10 @@ class OnnxEngine:
         """Close the session (it reopens on the next call)."""
         self._session = None
 
-    def __call__(self, input_ids: numpy.ndarray, attention_mask: numpy.ndarray) -> numpy.ndarray:
-        feed = {"input_ids": input_ids.astype("int64"), "attention_mask": attention_mask.astype("int64")}
-        return self._session_here().run(None, feed)[0]
+    def __call__(self, encoded: EncodedBatch) -> numpy.ndarray:
+        feed = {"input_ids": encoded.input_ids, "attention_mask": encoded.attention_mask}
+        logits = self._session_here().run(None, feed)[0]
+        return logits.reshape(-1, logits.shape[-1])
 
 
 _OPEN_ENGINES: "weakref.WeakSet[OnnxEngine]" = weakref.WeakSet()
@@ -193,45 +226,97 @@ def _close_sessions_before_fork() -> None:
 os.register_at_fork(before=_close_sessions_before_fork)
 
 
-class EngineSlot:
-    """Holds the engine built in this process. Pickles empty: ONNX Runtime
-    sessions and quantised modules do not pickle, so a copy rebuilds its own."""
+class EngineRunner:
+    """The component's inference engine: its settings, the built engine, the ONNX graph, threads and forks.
 
-    def __init__(self) -> None:
-        self.engine: Optional[Engine] = None
+    Built lazily from the model's weights, dropped by `invalidate()` whenever
+    the weights change, saved and loaded beside the weights (ONNX graphs),
+    and pickled without anything built (engines and sessions do not pickle;
+    a copy rebuilds its own).
+    """
+
+    def __init__(self, name: str = "torch", n_threads: Optional[int] = None) -> None:
+        check_engine(name)
+        if n_threads is not None and n_threads < 1:
+            raise ValueError(f"n_threads must be a positive number or null, got {n_threads!r}")
+        self.name = name
+        self.n_threads = n_threads
+        self._engine: Optional[Engine] = None
+        self._onnx_bytes: Optional[bytes] = None
+        self._pid = os.getpid()
+        if n_threads is not None:
+            import torch
+
+            torch.set_num_threads(n_threads)
+
+    @property
+    def is_built(self) -> bool:
+        return self._engine is not None
+
+    @property
+    def onnx_file(self) -> str:
+        """Where `to_disk` saves the ONNX graph, inside the component's directory."""
+        return f"{self.name}.onnx"
+
+    def scores(self, model: Model, docs: List[Doc]) -> SubwordScores:
+        """Subword tag scores for docs that hold at least one token."""
+        self._guard_fork()
+        encoded = encode_docs(model.get_ref("transformer"), docs)
+        rows = self.engine(model)(encoded)
+        if self.name == "torch":
+            scores, _ = scores_from_hidden(model, docs, encoded, rows)
+        else:
+            scores = scores_from_logits(model, docs, encoded, rows)
+        return SubwordScores(
+            scores, encoded.align, encoded.doc_lengths, encoded.window_length, cut_subwords=encoded.cut_subwords
+        )
+
+    def engine(self, model: Model) -> Engine:
+        """The engine for the model's current weights (built on first use)."""
+        if self._engine is None:
+            if self.name == "torch":
+                self._engine = TorchEngine(model)
+            elif self.name == "torch-int8":
+                self._engine = build_torch_int8(model)
+            else:
+                if self._onnx_bytes is None:
+                    self._onnx_bytes = export_onnx(model, quantize=self.name == "onnx-int8")
+                self._engine = OnnxEngine(self._onnx_bytes, self.n_threads)
+        return self._engine
+
+    def invalidate(self) -> None:
+        """Forget what was built from weights that have changed (the ONNX graph too)."""
+        self._engine = None
+        self._onnx_bytes = None
+
+    def to_disk(self, path: Union[str, Path], model: Model) -> None:
+        """Save an ONNX engine's graph in the component's directory (built first if needed)."""
+        if self.name in ONNX_ENGINES:
+            self.engine(model)
+            with atomic_path(Path(path) / self.onnx_file) as tmp:
+                tmp.write_bytes(self._onnx_bytes)
+
+    def from_disk(self, path: Union[str, Path]) -> None:
+        """Drop anything built; take a saved ONNX graph for this engine if there is one."""
+        self._engine = None
+        saved = Path(path) / self.onnx_file
+        self._onnx_bytes = saved.read_bytes() if self.name in ONNX_ENGINES and saved.exists() else None
+
+    def _guard_fork(self) -> None:
+        """In a forked worker (`nlp.pipe(n_process=N)` on Linux), use one torch thread.
+
+        The parent's OpenMP pool does not survive `fork`: the first parallel op
+        in the child would hang. One thread per worker is also the right split
+        of the cores between N workers.
+        """
+        if os.getpid() != self._pid:
+            import torch
+
+            torch.set_num_threads(1)
+            self._pid = os.getpid()
 
     def __getstate__(self) -> dict:
-        return {}
+        return {"name": self.name, "n_threads": self.n_threads}
 
     def __setstate__(self, state: dict) -> None:
-        self.engine = None
-
-
-def build_engine(name: str, model: Model, n_threads: Optional[int], onnx_bytes: Optional[bytes] = None) -> Engine:
-    """An engine other than "torch", from the model's weights (ONNX engines: from `export_onnx`'s bytes)."""
-    check_engine(name)
-    if name == "torch-int8":
-        return build_torch_int8(model)
-    if name in ONNX_ENGINES:
-        if onnx_bytes is None:
-            raise ValueError(f"engine {name!r} is built from an ONNX graph: pass export_onnx's bytes")
-        return OnnxEngine(onnx_bytes, n_threads)
-    raise ValueError(f"engine {name!r} is the Thinc model itself; nothing to build")
-
-
-def engine_scores(model: Model, engine: Engine, docs: List[Doc]) -> SubwordScores:
-    """Subword scores for `docs` from `engine`, with the same windows and alignment as `model`."""
-    transformer = model.get_ref("transformer")
-    tokenizer = transformer.tokenizer
-    nested_spans = transformer.attrs["get_spans"](docs)
-    flat_spans = [span for doc_spans in nested_spans for span in doc_spans]
-    encoding = huggingface_tokenize(tokenizer, [span.text for span in flat_spans])
-    wordpieces = WordpieceBatch.from_batch_encoding(encoding)
-    align = get_alignment_via_offset_mapping(flat_spans, encoding["offset_mapping"])
-    wordpieces, align = truncate_oversize_splits(wordpieces, align, tokenizer.model_max_length)
-    logits = engine(numpy.asarray(wordpieces.input_ids), numpy.asarray(wordpieces.attention_mask))
-    n_windows, window_length, n_tags = logits.shape
-    scores = numpy.ascontiguousarray(logits.reshape(-1, n_tags), dtype="f")
-    lengths = check_alignment(docs, align)
-    scores, _ = add_casing_bias(model, docs, align, scores)
-    return SubwordScores(scores, align, lengths, window_length)
+        self.__init__(state["name"], state["n_threads"])

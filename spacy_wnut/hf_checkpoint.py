@@ -7,20 +7,22 @@ component as a checkpoint (config with `id2label`/`label2id`, safetensors
 weights, tokenizer files) that `AutoModelForTokenClassification` and
 `pipeline("token-classification")` load unchanged.
 """
+
 import copy
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-import numpy
 import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
+from spacy.training import Example
 from spacy.util import get_words_and_spaces
 from spacy.vocab import Vocab
-from spacy.training import Example
 from thinc.api import Model
 
+from .model import has_spacy_features, head_as_torch_linear
+from .outputs import atomic_path, check_output
 from .schemes import HeadScheme
 
 
@@ -43,9 +45,7 @@ def load_classifier(model: Model, checkpoint: Union[str, Path]) -> None:
     classifier = getattr(hf_model, "classifier", None)
     head = model.get_ref("output_layer")
     if classifier is None or not hasattr(classifier, "weight"):
-        raise ValueError(
-            f"{checkpoint}: {type(hf_model).__name__} has no linear `classifier` head to import"
-        )
+        raise ValueError(f"{checkpoint}: {type(hf_model).__name__} has no linear `classifier` head to import")
     weight = classifier.weight.detach().cpu().numpy()
     if weight.shape != head.get_param("W").shape:
         raise ValueError(
@@ -56,8 +56,13 @@ def load_classifier(model: Model, checkpoint: Union[str, Path]) -> None:
 
 
 def from_hf(
-    checkpoint: Union[str, Path], *, scheme: str = "auto", nlp: Optional[Language] = None,
-    name: str = "wnut_ner", config: Optional[Dict[str, Any]] = None, lang: str = "en",
+    checkpoint: Union[str, Path],
+    *,
+    scheme: str = "auto",
+    nlp: Optional[Language] = None,
+    name: str = "wnut_ner",
+    config: Optional[Dict[str, Any]] = None,
+    lang: str = "en",
 ) -> Language:
     """A pipeline whose `wnut_ner` predicts as the HF checkpoint does (no training).
 
@@ -73,18 +78,26 @@ def from_hf(
     return nlp
 
 
+def import_hf(checkpoint: Union[str, Path], output: Union[str, Path], *, scheme: str = "auto", lang: str = "en"):
+    """`from_hf` saved as a pipeline directory (atomically); returns the component."""
+    check_output(output, [checkpoint] if Path(str(checkpoint)).exists() else [])
+    nlp = from_hf(checkpoint, scheme=scheme, lang=lang)
+    with atomic_path(output) as tmp:
+        nlp.to_disk(tmp)
+    return nlp.get_pipe("wnut_ner")
+
+
 def to_hf_model(nlp: Language, name: str = "wnut_ner"):
     """The component as a `transformers` token-classification model (a copy of its weights)."""
     from transformers import AutoModelForTokenClassification
 
     pipe = nlp.get_pipe(name)
-    if pipe.model.attrs.get("casing_features"):
+    if has_spacy_features(pipe.model):
         raise ValueError(
-            f"[{name}] uses spaCy token casing features (`model.casing_features = true`), "
-            "which a HF token-classification checkpoint cannot hold"
+            f"[{name}] uses spaCy token features (`model.casing_features` or `model.token_features`), "
+            "which a HF token-classification checkpoint cannot hold; train with them off to export"
         )
     encoder = pipe.model.get_ref("transformer").transformer
-    head_layer = pipe.model.get_ref("output_layer")
     tags = pipe.head.tags
     config = copy.deepcopy(encoder.config)
     config.id2label = dict(enumerate(tags))
@@ -95,24 +108,23 @@ def to_hf_model(nlp: Language, name: str = "wnut_ner"):
     # AutoModel has a pooler that token classification drops; nothing else may differ.
     unexpected = [key for key in unexpected if not key.startswith("pooler.")]
     if missing or unexpected:
-        raise ValueError(f"encoder weights do not fit {type(hf_model).__name__}: missing {missing}, unexpected {unexpected}")
-    import torch
-
-    with torch.no_grad():
-        hf_model.classifier.weight.copy_(torch.from_numpy(numpy.asarray(head_layer.get_param("W"))))
-        hf_model.classifier.bias.copy_(torch.from_numpy(numpy.asarray(head_layer.get_param("b"))))
+        raise ValueError(
+            f"encoder weights do not fit {type(hf_model).__name__}: missing {missing}, unexpected {unexpected}"
+        )
+    hf_model.classifier = head_as_torch_linear(pipe.model)
     return hf_model.eval()
 
 
 def export_hf(nlp: Union[Language, str, Path], output: Union[str, Path], name: str = "wnut_ner") -> Path:
     """Write the component as a HF checkpoint directory (safetensors weights + tokenizer)."""
+    check_output(output, [] if isinstance(nlp, Language) else [nlp])
     if not isinstance(nlp, Language):
         nlp = spacy.load(nlp)
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    to_hf_model(nlp, name).save_pretrained(output, safe_serialization=True)
-    nlp.get_pipe(name).model.get_ref("transformer").tokenizer.save_pretrained(output)
-    return output
+    hf_model = to_hf_model(nlp, name)
+    with atomic_path(output) as tmp:
+        hf_model.save_pretrained(tmp, safe_serialization=True)
+        nlp.get_pipe(name).model.get_ref("transformer").tokenizer.save_pretrained(tmp)
+    return Path(output)
 
 
 def pipeline_words_doc(vocab: Vocab, tokenizer, text: str) -> Doc:
@@ -133,33 +145,3 @@ def pipeline_words_doc(vocab: Vocab, tokenizer, text: str) -> Doc:
     words = [run for a, b in zip(cuts, cuts[1:]) for run in re.findall(r"\S+", text[a:b])]
     words, spaces = get_words_and_spaces(words, text)
     return Doc(vocab, words=words, spaces=spaces)
-
-
-def pipeline_word_tags(hf_model, tokenizer, text: str) -> List[str]:
-    """The tag `pipeline(..., aggregation_strategy="first")` gives each of its words.
-
-    A word is a run of subwords whose later pieces carry the tokenizer's
-    continuing-subword prefix (`##`): punctuation splits words, unlike spaCy.
-    """
-    import torch
-
-    encoded = tokenizer(text, return_tensors="pt", truncation=True, return_special_tokens_mask=True)
-    special = encoded.pop("special_tokens_mask")[0].tolist()
-    with torch.inference_mode():
-        ids = hf_model(**encoded).logits[0].argmax(-1).tolist()
-    pieces = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0])
-    prefix = getattr(tokenizer._tokenizer.model, "continuing_subword_prefix", None) or "##"
-    return [
-        hf_model.config.id2label[i]
-        for i, piece, is_special in zip(ids, pieces, special)
-        if not is_special and not piece.startswith(prefix)
-    ]
-
-
-def has_invalid_i_start(tags: List[str]) -> bool:
-    """Whether an IOB2 `I-X` follows a tag other than `B-X`/`I-X`.
-
-    The HF pipeline starts an entity there; constrained Viterbi instead picks
-    the best valid sequence, so the two may differ on such a sentence.
-    """
-    return any(tag.startswith("I-") and previous[2:] != tag[2:] for previous, tag in zip(["O"] + tags[:-1], tags))

@@ -5,6 +5,7 @@ token-level label confusion matrix and a per-type F1 bar chart (PNG, embedded),
 and the sentences with the most entity errors rendered by displaCy, gold
 beside prediction.
 """
+
 import base64
 import html
 import io
@@ -15,10 +16,9 @@ from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import numpy
 from spacy import displacy
-from spacy.language import Language
 from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc
-from spacy.training import Corpus, Example
+from spacy.training import Example
 
 from .scoring import seqeval_scores
 
@@ -75,13 +75,6 @@ def build_report(examples: Sequence[Example], n_worst: int = 20) -> Report:
     return Report(spacy_scores, seq, labels, confusion_matrix(examples, labels), worst, len(examples))
 
 
-def predict_examples(nlp: Language, data_path: Union[str, Path], batch_size: int = 64) -> List[Example]:
-    """Run `nlp` over a gold DocBin (gold tokens) and pair predictions with the gold docs."""
-    gold = list(Corpus(data_path, gold_preproc=True)(nlp))
-    docs = nlp.pipe((eg.predicted for eg in gold), batch_size=batch_size)
-    return [Example(doc, eg.reference) for doc, eg in zip(docs, gold)]
-
-
 def _png(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -100,8 +93,15 @@ def charts(report: Report) -> Dict[str, str]:
     shown = numpy.log1p(report.confusion)
     ax.imshow(shown, cmap="Blues")
     for (i, j), value in numpy.ndenumerate(report.confusion):
-        ax.text(j, i, str(value), ha="center", va="center", fontsize=8,
-                color="white" if shown[i, j] > shown.max() / 2 else "black")
+        ax.text(
+            j,
+            i,
+            str(value),
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if shown[i, j] > shown.max() / 2 else "black",
+        )
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("predicted")
@@ -150,8 +150,14 @@ def render_html(report: Report, title: str = "spacy-wnut evaluation") -> str:
             f'<div class="side"><h4>gold</h4>{gold}</div><div class="side"><h4>predicted</h4>{pred}</div></div>'
         )
     return _PAGE.format(
-        title=html.escape(title), n_docs=report.n_docs, overall=overall, per_type="".join(per_type_rows),
-        confusion=images["confusion"], f1=images["f1"], n_worst=len(report.worst), worst="".join(worst),
+        title=html.escape(title),
+        n_docs=report.n_docs,
+        overall=overall,
+        per_type="".join(per_type_rows),
+        confusion=images["confusion"],
+        f1=images["f1"],
+        n_worst=len(report.worst),
+        worst="".join(worst),
     )
 
 
@@ -198,3 +204,31 @@ td:first-child {{ text-align: left; }}
 <div id="worst">{worst}</div>
 </body></html>
 """
+
+
+def write_report(
+    model: Union[str, Path],
+    data: Union[str, Path],
+    output: Union[str, Path],
+    *,
+    n_worst: int = 20,
+    batch_size: int = 64,
+) -> str:
+    """Score `model` on `data`, write the HTML report to `output` (atomically); returns the console summary.
+
+    The output path and the data are checked before the pipeline runs.
+    """
+    from .component import load_pipeline
+    from .outputs import atomic_path, check_output
+    from .scoring import check_corpus, predict_examples, read_examples
+
+    if n_worst < 0:
+        raise ValueError(f"--worst must be 0 or more, got {n_worst}")
+    check_output(output, [data])
+    check_corpus(data)
+    nlp = load_pipeline(model)
+    examples = predict_examples(nlp, read_examples(nlp, data), batch_size=batch_size)
+    report = build_report(examples, n_worst=n_worst)
+    with atomic_path(output) as tmp:
+        tmp.write_text(render_html(report, title=f"{model} on {data}"), encoding="utf-8")
+    return summary_text(report)

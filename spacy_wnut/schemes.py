@@ -7,12 +7,14 @@ IOB1, BIOES, BILOU or plain labels (`PER`). Decoding always runs on IOB2:
 scores, and `encode` turns spaCy's BILUO gold tags into the head's tag ids so
 that an imported head can be fine-tuned in its own scheme.
 """
+
 import re
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy
 
+from .conll import split_tag
 from .decode import TagScheme
 
 SCHEMES = ("auto", "IOB2", "IOB1", "BIOES", "BILOU", "plain")
@@ -53,8 +55,10 @@ class HeadScheme:
             kind = _guess_kind(found)
         allowed = _PREFIXES.get(kind, "")
         bad = [
-            tag for tag in tags
-            if tag != "O" and (
+            tag
+            for tag in tags
+            if tag != "O"
+            and (
                 (kind == "plain") == bool(_PREFIXED.match(tag))
                 or (kind != "plain" and _PREFIXED.match(tag).group(1) not in allowed)
             )
@@ -118,7 +122,7 @@ class HeadScheme:
                 ids[i] = index["O"]
                 previous = tag
                 continue
-            prefix, label = tag.split("-", 1)
+            prefix, label = split_tag(tag)
             ids[i] = index.get(self._head_tag(prefix, label, previous), -1)
             previous = tag
         return ids
@@ -144,14 +148,12 @@ def _guess_kind(prefixes: set) -> str:
         if prefixes <= set(_PREFIXES[kind]) and (kind == "IOB2" or prefixes - set("BI")):
             return kind
     raise ValueError(
-        f"the checkpoint's tag prefixes {sorted(prefixes)} fit no scheme "
-        f"(IOB: B I; BIOES: B I E S; BILOU: B I L U)"
+        f"the checkpoint's tag prefixes {sorted(prefixes)} fit no scheme (IOB: B I; BIOES: B I E S; BILOU: B I L U)"
     )
 
 
 def _split(tag: str, kind: str) -> Tuple[str, str]:
     if kind == "plain":
         return "", tag
-    prefix, label = tag.split("-", 1)
-    return prefix, label
-
+    prefix, label = split_tag(tag)
+    return prefix, label or ""

@@ -8,6 +8,7 @@ and agree. The one case IOB tags cannot represent, two predictions on the
 same reference tokens (possible only with a non-gold tokenization), is counted
 and reported; spaCy's scorer counts such a prediction as a false positive.
 """
+
 from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Tuple, Union
@@ -19,7 +20,8 @@ from spacy.scorer import get_ner_prf
 from spacy.training import Corpus, Example
 from tqdm import tqdm
 
-from .convert import doc_to_iob
+from .conll import InputError
+from .convert import doc_to_iob, docbin_files
 
 
 def aligned_iob(example: Example) -> Tuple[List[str], Counter]:
@@ -75,22 +77,69 @@ def seqeval_scores(examples: Iterable[Example]) -> Dict[str, Any]:
     gold_ents = {(i, e) for i, tags in enumerate(gold) for e in get_entities(tags)}
     pred_ents = {(i, e) for i, tags in enumerate(pred) for e in get_entities(tags)}
     return {
-        "p": micro["precision"], "r": micro["recall"], "f": micro["f1-score"], "per_type": per_type,
-        "true_positives": len(gold_ents & pred_ents), "predicted": len(pred_ents), "gold": len(gold_ents),
+        "p": micro["precision"],
+        "r": micro["recall"],
+        "f": micro["f1-score"],
+        "per_type": per_type,
+        "true_positives": len(gold_ents & pred_ents),
+        "predicted": len(pred_ents),
+        "gold": len(gold_ents),
         "unscorable": dict(unscorable),
     }
 
 
+def read_examples(
+    nlp: Language, path: Union[str, Path], *, gold_preproc: bool = True, require_entities: bool = True
+) -> List[Example]:
+    """Gold examples from a DocBin file or a directory of them, checked before any work is done.
+
+    Raises `InputError` naming the file for an unreadable DocBin, and the path
+    for an empty directory, a corpus without documents, or (with
+    `require_entities`) one whose documents carry no entity annotation.
+    """
+    examples: List[Example] = []
+    for file in docbin_files(path):
+        try:
+            examples.extend(Corpus(file, gold_preproc=gold_preproc)(nlp))
+        except Exception as err:  # spaCy's own message names no file (E1014, msgpack errors)
+            raise InputError(str(file), f"not a readable spaCy DocBin ({type(err).__name__}: {err})") from None
+    if not examples:
+        raise InputError(str(path), "holds no documents")
+    if require_entities and not any(eg.reference.has_annotation("ENT_IOB") for eg in examples):
+        raise InputError(str(path), "no document has entity annotation: there is nothing to score against")
+    return examples
+
+
+def check_corpus(path: Union[str, Path], *, gold_preproc: bool = True) -> int:
+    """Read a gold corpus before any pipeline is loaded, raising `read_examples`' errors; returns its size."""
+    import spacy
+
+    return len(read_examples(spacy.blank("en"), path, gold_preproc=gold_preproc))
+
+
+def predict_examples(
+    nlp: Language, examples: List[Example], *, batch_size: int = 64, progress: bool = False
+) -> List[Example]:
+    """Run `nlp` over the examples' predicted docs and pair its output with the gold docs."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    docs = nlp.pipe((eg.predicted for eg in examples), batch_size=batch_size)
+    bar = tqdm(docs, total=len(examples), unit="doc", desc="predict", disable=not progress)
+    return [Example(doc, eg.reference) for doc, eg in zip(bar, examples)]
+
+
 def evaluate(
-    nlp: Language, data_path: Union[str, Path], *, gold_preproc: bool = True,
-    batch_size: int = 64, progress: bool = False,
+    nlp: Language,
+    data_path: Union[str, Path],
+    *,
+    gold_preproc: bool = True,
+    batch_size: int = 64,
+    progress: bool = False,
 ) -> Dict[str, Any]:
     """Run `nlp` on a DocBin corpus; return spaCy's and seqeval's entity scores side by side."""
-    corpus = Corpus(data_path, gold_preproc=gold_preproc)
-    examples = list(corpus(nlp))
-    docs = nlp.pipe((eg.predicted for eg in examples), batch_size=batch_size)
-    bar = tqdm(docs, total=len(examples), unit="doc", desc="evaluate", disable=not progress)
-    scored = [Example(doc, eg.reference) for doc, eg in zip(bar, examples)]
+    scored = predict_examples(
+        nlp, read_examples(nlp, data_path, gold_preproc=gold_preproc), batch_size=batch_size, progress=progress
+    )
     spacy_scores = get_ner_prf(scored)
     seqeval = seqeval_scores(scored)
     return {
@@ -104,3 +153,67 @@ def evaluate(
         "docs": len(scored),
         "unscorable_predicted_entities": seqeval.pop("unscorable"),
     }
+
+
+def run_evaluation(
+    model: Union[str, Path],
+    data: Union[str, Path],
+    output: Union[str, Path, None] = None,
+    *,
+    batch_size: int = 64,
+    gold_preproc: bool = True,
+    progress: bool = False,
+) -> Dict[str, Any]:
+    """`evaluate` with timing and alignment counts; the JSON (if `output`) is written atomically.
+
+    The output path and the data are checked before the pipeline runs.
+    """
+    import time
+
+    import srsly
+
+    from .component import load_pipeline
+    from .outputs import atomic_path, check_output
+
+    if output is not None:
+        check_output(output, [data])
+    check_corpus(data, gold_preproc=gold_preproc)
+    nlp = load_pipeline(model)
+    start = time.perf_counter()
+    result = evaluate(nlp, data, gold_preproc=gold_preproc, batch_size=batch_size, progress=progress)
+    result["seconds"] = time.perf_counter() - start
+    result["alignment_stats"] = {
+        name: dict(pipe.alignment_stats) for name, pipe in nlp.pipeline if hasattr(pipe, "alignment_stats")
+    }
+    if output is not None:
+        with atomic_path(output) as tmp:
+            srsly.write_json(tmp, result)
+    return result
+
+
+def print_scores(result: Dict[str, Any], output: Union[str, Path, None] = None) -> None:
+    """Both scorers' P/R/F1, seqeval's per type, and what could not be scored."""
+    from wasabi import msg
+
+    spacy_scores, seq = result["spacy"], result["seqeval"]
+    rows = [
+        ("spaCy scorer", spacy_scores["ents_p"], spacy_scores["ents_r"], spacy_scores["ents_f"]),
+        ("seqeval", seq["p"], seq["r"], seq["f"]),
+    ]
+    msg.table(
+        [(n, f"{p:.4f}", f"{r:.4f}", f"{f:.4f}") for n, p, r, f in rows],
+        header=("scorer", "P", "R", "F1"),
+        divider=True,
+    )
+    per_type = [
+        (label, f"{s['p']:.4f}", f"{s['r']:.4f}", f"{s['f']:.4f}", s["support"])
+        for label, s in sorted(seq["per_type"].items())
+    ]
+    msg.table(per_type, header=("type (seqeval)", "P", "R", "F1", "support"), divider=True)
+    print(
+        f"{result['docs']} docs in {result['seconds']:.1f}s; "
+        f"unscorable predicted entities: {result['unscorable_predicted_entities']}; "
+        f"alignment: {result['alignment_stats']}"
+    )
+    if output is not None:
+        print(f"wrote {output}")

@@ -5,18 +5,22 @@ A model trained with cross-entropy on few, rare entities tends to be cautious
 entity tags' log-probabilities before Viterbi moves that balance without
 retraining; the value is picked by spaCy's entity F1 on the dev set only.
 """
+
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Sequence, Tuple, Union
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
-import numpy
 from spacy.language import Language
 from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc
-from spacy.training import Corpus, Example
+from spacy.training import Example
 from spacy.util import minibatch
 
-from .component import SubwordNER, TaggedBatch
+from .component import SubwordNER
+from .decode import TaggedBatch, TokenProbs, decode_entities
+from .model import doc_lengths
+from .scoring import read_examples
 
 DEFAULT_GRID: Tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 
@@ -31,14 +35,6 @@ class BiasScore:
     f: float
 
 
-@dataclass
-class _CachedBatch:
-    docs: List[Doc]
-    token_probs: numpy.ndarray
-    has_rows: numpy.ndarray
-    lengths: numpy.ndarray
-
-
 def _docs_before(nlp: Language, name: str, docs: List[Doc]) -> List[Doc]:
     """Run the components that come before `name` (e.g. an entity_ruler), as `nlp` would."""
     for other, proc in nlp.pipeline:
@@ -48,41 +44,49 @@ def _docs_before(nlp: Language, name: str, docs: List[Doc]) -> List[Doc]:
     return docs
 
 
-def _cache_token_probs(pipe: SubwordNER, docs: List[Doc], batch_size: int) -> List[_CachedBatch]:
-    cached = []
-    for batch in minibatch(docs, batch_size):
-        lengths = numpy.array([len(doc) for doc in batch], dtype="i")
-        if not lengths.sum():
-            continue
-        token_probs, has_rows = pipe.token_probs(pipe.model.predict(batch))
-        cached.append(_CachedBatch(list(batch), token_probs, has_rows, lengths))
-    return cached
+def check_grid(grid: Iterable[float]) -> Tuple[float, ...]:
+    """The grid as floats, refusing an empty grid or a value that is not a finite number."""
+    values = tuple(float(value) for value in grid)
+    if not values:
+        raise ValueError("no bias values to try: the grid is empty")
+    bad = [value for value in values if not math.isfinite(value)]
+    if bad:
+        raise ValueError(f"bias values must be finite numbers, got {bad}")
+    return values
 
 
 def score_biases(
-    nlp: Language, examples: Sequence[Example], grid: Iterable[float] = DEFAULT_GRID,
-    *, name: str = "wnut_ner", batch_size: int = 64,
+    nlp: Language,
+    examples: Sequence[Example],
+    grid: Iterable[float] = DEFAULT_GRID,
+    *,
+    name: str = "wnut_ner",
+    batch_size: int = 64,
 ) -> List[BiasScore]:
     """spaCy's entity P/R/F on `examples` for each bias in `grid` (one encoder pass in all)."""
+    grid = check_grid(grid)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     pipe = nlp.get_pipe(name)
     if not isinstance(pipe, SubwordNER):
         raise ValueError(f"component {name!r} is a {type(pipe).__name__}, not a wnut_ner component")
     docs = _docs_before(nlp, name, [eg.predicted for eg in examples])
-    cached = _cache_token_probs(pipe, docs, batch_size)
+    cached: List[Tuple[List[Doc], TokenProbs]] = [
+        (list(batch), pipe.token_probs(pipe.subword_scores(list(batch))))
+        for batch in minibatch(docs, batch_size)
+        if doc_lengths(list(batch)).sum()
+    ]
     results = []
     for bias in grid:
         predicted = {}
-        for batch in cached:
-            entities = pipe.decode_probs(batch.token_probs, batch.has_rows, batch.lengths, float(bias))
-            copies = [doc.copy() for doc in batch.docs]
-            pipe.set_annotations(copies, TaggedBatch(batch.lengths, entities))
-            predicted.update((id(doc), copy) for doc, copy in zip(batch.docs, copies))
-        scored = [
-            Example(predicted.get(id(doc), doc), eg.reference)
-            for doc, eg in zip(docs, examples)
-        ]
+        for batch, probs in cached:
+            entities = decode_entities(probs, pipe.scheme, pipe.decoder, bias)
+            copies = [doc.copy() for doc in batch]
+            pipe.set_annotations(copies, TaggedBatch(probs.doc_lengths, entities))
+            predicted.update((id(doc), copy) for doc, copy in zip(batch, copies))
+        scored = [Example(predicted.get(id(doc), doc), eg.reference) for doc, eg in zip(docs, examples)]
         prf = get_ner_prf(scored)
-        results.append(BiasScore(float(bias), prf["ents_p"], prf["ents_r"], prf["ents_f"]))
+        results.append(BiasScore(bias, prf["ents_p"], prf["ents_r"], prf["ents_f"]))
     return results
 
 
@@ -94,12 +98,74 @@ def best_bias(scores: Sequence[BiasScore]) -> BiasScore:
 
 
 def tune_entity_bias(
-    nlp: Language, dev_path: Union[str, Path], grid: Iterable[float] = DEFAULT_GRID,
-    *, name: str = "wnut_ner", gold_preproc: bool = True, batch_size: int = 64,
+    nlp: Language,
+    dev_path: Union[str, Path],
+    grid: Iterable[float] = DEFAULT_GRID,
+    *,
+    name: str = "wnut_ner",
+    gold_preproc: bool = True,
+    batch_size: int = 64,
 ) -> Tuple[BiasScore, List[BiasScore]]:
-    """Score every bias of `grid` on the DocBin at `dev_path`; return the best and all scores."""
-    examples = list(Corpus(dev_path, gold_preproc=gold_preproc)(nlp))
-    if not examples:
-        raise ValueError(f"{dev_path}: no documents to tune on")
+    """Score every bias of `grid` on the DocBin(s) at `dev_path`; return the best and all scores."""
+    examples = read_examples(nlp, dev_path, gold_preproc=gold_preproc)
     scores = score_biases(nlp, examples, grid, name=name, batch_size=batch_size)
     return best_bias(scores), scores
+
+
+def parse_grid(text: str) -> Tuple[float, ...]:
+    """`--grid` values ("0,0.5,1"), each a finite number."""
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--grid: {text!r} is not a comma-separated list of numbers") from None
+    try:
+        return check_grid(values)
+    except ValueError as err:
+        raise ValueError(f"--grid: {err}") from None
+
+
+def tune_and_save(
+    model: Union[str, Path],
+    dev: Union[str, Path],
+    output: Union[str, Path],
+    *,
+    grid: Optional[Iterable[float]] = None,
+    name: str = "wnut_ner",
+    gold_preproc: bool = True,
+    batch_size: int = 64,
+) -> Tuple[BiasScore, List[BiasScore]]:
+    """Tune `entity_bias` on `dev` and save the pipeline with the best value to `output` (atomically)."""
+    from .component import load_pipeline
+    from .outputs import atomic_path, check_output
+    from .scoring import check_corpus
+
+    check_output(output, [model, dev])
+    check_corpus(dev, gold_preproc=gold_preproc)
+    nlp = load_pipeline(model)
+    best, scores = tune_entity_bias(
+        nlp,
+        dev,
+        grid if grid is not None else DEFAULT_GRID,
+        name=name,
+        gold_preproc=gold_preproc,
+        batch_size=batch_size,
+    )
+    tuned = load_pipeline(model, config={"components": {name: {"entity_bias": best.bias}}})
+    with atomic_path(output) as tmp:
+        tuned.to_disk(tmp)
+    return best, scores
+
+
+def print_bias_scores(best: BiasScore, scores: List[BiasScore], output: Union[str, Path]) -> None:
+    """The grid's scores, the chosen value marked, and what it gained."""
+    from wasabi import msg
+
+    msg.table(
+        [(f"{s.bias:g}", f"{s.p:.4f}", f"{s.r:.4f}", f"{s.f:.4f}", "<- best" if s == best else "") for s in scores],
+        header=("entity_bias", "P", "R", "F1", ""),
+        divider=True,
+    )
+    print(
+        f"wrote {output} with entity_bias = {best.bias:g} (dev F1 {best.f:.4f}, "
+        f"{best.f - scores[0].f:+.4f} over entity_bias = {scores[0].bias:g})"
+    )

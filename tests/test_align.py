@@ -1,4 +1,5 @@
 """Subword rows <-> tokens: aggregation and gold projection on random alignments."""
+
 import numpy
 import pytest
 from hypothesis import given, settings
@@ -69,10 +70,7 @@ def test_gold_lands_only_on_aligned_rows(example, method):
             else:
                 assert tag in (-1, *[gold[i] for i in owners])
     if method == "first":
-        firsts = [
-            {min(r for r in rows if r // WINDOW == w) for w in {r // WINDOW for r in rows}}
-            for rows in per_token
-        ]
+        firsts = [{min(r for r in rows if r // WINDOW == w) for w in {r // WINDOW for r in rows}} for rows in per_token]
         for row in set().union(*firsts):
             owner = min(i for i, rows in enumerate(firsts) if row in rows)
             assert row_gold[row] == gold[owner]

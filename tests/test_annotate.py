@@ -1,14 +1,20 @@
 """The annotate CLI: text/JSONL/DocBin in, JSONL/DocBin/HTML out, bad lines reported by number."""
+
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
+import spacy
 from spacy.tokens import DocBin
 
-from conftest import TRAIN_DATA, ents_of
 from spacy_wnut.annotate import annotate
 from spacy_wnut.conll import InputError
+
+from util import TRAIN_DATA, ents_of
 
 TEXTS = [text for text, _ in TRAIN_DATA]
 GOLD = [[(s, e, label) for s, e, label in ents] for _, ents in TRAIN_DATA]
@@ -31,7 +37,9 @@ def entity_triples(records):
 
 def test_jsonl_in_keeps_metadata_and_gives_entities_with_scores(model_dir, tmp_path):
     source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps({"text": t, "id": i, "meta": {"src": "x"}}) + "\n" for i, t in enumerate(TEXTS)))
+    source.write_text(
+        "".join(json.dumps({"text": t, "id": i, "meta": {"src": "x"}}) + "\n" for i, t in enumerate(TEXTS))
+    )
     summary = annotate(model_dir, source, tmp_path / "out.jsonl", progress=False)
     records = read_jsonl(tmp_path / "out.jsonl")
     assert summary.docs_in == summary.docs_out == len(TEXTS)
@@ -44,7 +52,8 @@ def test_jsonl_in_keeps_metadata_and_gives_entities_with_scores(model_dir, tmp_p
 def test_text_in_docbin_shards_out_and_docbin_in(model_dir, trained_nlp, tmp_path):
     (tmp_path / "in.txt").write_text("\n".join(TEXTS) + "\n\n", encoding="utf-8")
     summary = annotate(model_dir, tmp_path / "in.txt", tmp_path / "out.spacy", progress=False)
-    assert summary.docs_in == summary.docs_out == len(TEXTS)  # the blank line is no doc
+    assert summary.docs_in == summary.docs_out == len(TEXTS)
+    assert summary.blank_lines == [len(TEXTS) + 1]  # the blank line is no doc, and it is counted
     docs = list(DocBin().from_disk(tmp_path / "out.spacy" / "00000.spacy").get_docs(trained_nlp.vocab))
     assert ents_of(docs) == GOLD
     again = annotate(model_dir, tmp_path / "out.spacy", tmp_path / "again.jsonl", progress=False)
@@ -79,19 +88,36 @@ def test_bad_lines_can_be_skipped_and_counted(model_dir, tmp_path, content, line
     (tmp_path / "in.jsonl").write_bytes(content)
     summary = annotate(model_dir, tmp_path / "in.jsonl", tmp_path / "out.jsonl", skip_bad_lines=True, progress=False)
     assert summary.skipped == {reason: 1} and summary.skipped_lines == {reason: [line]}
+    assert len(summary.blank_lines) == content.count(b"\n\n")
     assert summary.docs_out == summary.docs_in == len(read_jsonl(tmp_path / "out.jsonl"))
 
 
 def test_cli_n_process_2_equals_1_and_prints_the_summary(model_dir, tmp_path):
     source = tmp_path / "in.jsonl"
-    source.write_bytes(b"".join(json.dumps({"text": t, "n": i}).encode() + b"\n" for i, t in enumerate(TEXTS * 5)) + b"{bad\n")
+    source.write_bytes(
+        b"".join(json.dumps({"text": t, "n": i}).encode() + b"\n" for i, t in enumerate(TEXTS * 5)) + b"{bad\n"
+    )
     outputs = []
     for n_process in (1, 2):
         out = tmp_path / f"out{n_process}.jsonl"
         result = subprocess.run(
-            [sys.executable, "-m", "spacy_wnut", "annotate", str(model_dir), str(source), str(out),
-             "--n-process", str(n_process), "--batch-size", "4", "--skip-bad-lines"],
-            capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "spacy_wnut",
+                "annotate",
+                str(model_dir),
+                str(source),
+                str(out),
+                "--n-process",
+                str(n_process),
+                "--batch-size",
+                "4",
+                "--skip-bad-lines",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert result.returncode == 0, result.stderr
         assert "docs in: 20, docs out: 20" in result.stdout and "invalid JSON: line 21" in result.stdout
@@ -103,7 +129,207 @@ def test_cli_n_process_2_equals_1_and_prints_the_summary(model_dir, tmp_path):
 def test_cli_errors_name_the_problem(model_dir, tmp_path):
     (tmp_path / "in.csv").write_text("a,b\n")
     result = subprocess.run(
-        [sys.executable, "-m", "spacy_wnut", "annotate", str(model_dir), str(tmp_path / "in.csv"), str(tmp_path / "o.jsonl")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "spacy_wnut",
+            "annotate",
+            str(model_dir),
+            str(tmp_path / "in.csv"),
+            str(tmp_path / "o.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
     )
-    assert result.returncode == 1 and "in.csv" in result.stderr and "format" in result.stderr
+    assert (
+        result.returncode == 1
+        and "in.csv" in result.stderr
+        and "'csv' is not a supported input format" in result.stderr
+    )
+
+
+def write_jsonl(path, texts, start=0):
+    path.write_text(
+        "".join(json.dumps({"text": t, "n": i}) + "\n" for i, t in enumerate(texts, start)), encoding="utf-8"
+    )
+    return path
+
+
+def test_output_records_carry_their_input_line(model_dir, tmp_path):
+    (tmp_path / "in.txt").write_text(f"{TEXTS[0]}\n\n   \n{TEXTS[1]}\n", encoding="utf-8")
+    summary = annotate(model_dir, tmp_path / "in.txt", tmp_path / "out.jsonl", progress=False)
+    records = read_jsonl(tmp_path / "out.jsonl")
+    assert [(r["source"], r["line"], r["text"]) for r in records] == [("in.txt", 1, TEXTS[0]), ("in.txt", 4, TEXTS[1])]
+    assert summary.blank_lines == [2, 3]
+
+
+def test_the_input_is_never_the_output(model_dir, tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
+    before = source.read_bytes()
+    with pytest.raises(ValueError, match="the output is the input"):
+        annotate(model_dir, source, source, progress=False, overwrite=True)
+    assert source.read_bytes() == before
+
+
+def test_an_existing_output_is_kept_unless_overwrite(model_dir, tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
+    (tmp_path / "out.jsonl").write_text("earlier\n")
+    with pytest.raises(ValueError, match="already exists; pass --overwrite"):
+        annotate(model_dir, source, tmp_path / "out.jsonl", progress=False)
+    assert (tmp_path / "out.jsonl").read_text() == "earlier\n"
+    annotate(model_dir, source, tmp_path / "out.jsonl", progress=False, overwrite=True)
+    assert len(read_jsonl(tmp_path / "out.jsonl")) == len(TEXTS)
+
+
+def test_a_failed_run_leaves_the_earlier_output_whole(model_dir, tmp_path):
+    (tmp_path / "out.jsonl").write_text("earlier\n")
+    (tmp_path / "in.txt").write_bytes(b"fine line\n\xff\xfe binary \x00\n")
+    with pytest.raises(InputError, match=r"in\.txt:2: undecodable bytes"):
+        annotate(model_dir, tmp_path / "in.txt", tmp_path / "out.jsonl", progress=False, overwrite=True)
+    assert (tmp_path / "out.jsonl").read_text() == "earlier\n"
+
+
+def test_rerunning_into_a_docbin_directory_leaves_no_stale_shards(model_dir, trained_nlp, tmp_path, monkeypatch):
+    monkeypatch.setattr("spacy_wnut.annotate.SHARD_SIZE", 2)
+    write_jsonl(tmp_path / "long.jsonl", TEXTS * 2)
+    annotate(model_dir, tmp_path / "long.jsonl", tmp_path / "out.spacy", progress=False)
+    assert len(list((tmp_path / "out.spacy").iterdir())) == 4
+    write_jsonl(tmp_path / "short.jsonl", TEXTS[:1])
+    annotate(model_dir, tmp_path / "short.jsonl", tmp_path / "out.spacy", progress=False, overwrite=True)
+    from spacy.training import Corpus
+
+    assert [eg.reference.text for eg in Corpus(tmp_path / "out.spacy")(trained_nlp)] == TEXTS[:1]
+
+
+def test_docbin_input_is_tagged_from_its_tokens_not_its_entities(model_dir, trained_nlp, tmp_path):
+    wrong = [trained_nlp.make_doc(text) for text in TEXTS]
+    wrong[0].ents = [wrong[0].char_span(0, 1, label="group")]  # "I" as a group: not what the model says
+    DocBin(docs=wrong).to_disk(tmp_path / "in.spacy")
+    annotate(model_dir, tmp_path / "in.spacy", tmp_path / "fresh.jsonl", progress=False)
+    assert entity_triples(read_jsonl(tmp_path / "fresh.jsonl")) == GOLD
+    annotate(model_dir, tmp_path / "in.spacy", tmp_path / "kept.jsonl", progress=False, keep_entities=True)
+    kept = read_jsonl(tmp_path / "kept.jsonl")[0]["entities"]
+    assert (0, 1, "group") in entity_triples([{"entities": kept}])[0]
+    assert [e["score"] for e in kept if e["label"] == "group"] == [None]
+
+
+def test_docbin_directory_with_annotates_own_layout_reads_back(model_dir, tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", TEXTS)
+    (tmp_path / "corpus").mkdir()
+    annotate(model_dir, tmp_path / "in.jsonl", tmp_path / "corpus" / "part1.spacy", progress=False)
+    summary = annotate(model_dir, tmp_path / "corpus", tmp_path / "again.jsonl", progress=False)
+    assert summary.docs_in == len(TEXTS)
+    assert {r["source"] for r in read_jsonl(tmp_path / "again.jsonl")} == {"part1.spacy/00000.spacy"}
+
+
+def test_a_bad_docbin_file_in_a_directory_is_named(model_dir, tmp_path):
+    (tmp_path / "corpus").mkdir()
+    DocBin(docs=[spacy.blank("en")("fine")]).to_disk(tmp_path / "corpus" / "a.spacy")
+    (tmp_path / "corpus" / "b.spacy").write_bytes(b"not a docbin")
+    with pytest.raises(InputError, match=r"corpus/b\.spacy: not a readable spaCy DocBin"):
+        annotate(model_dir, tmp_path / "corpus", tmp_path / "out.jsonl", progress=False)
+
+
+def test_a_lone_surrogate_is_a_located_skippable_bad_line(model_dir, tmp_path):
+    (tmp_path / "in.jsonl").write_text('{"text": "Tom Hanks"}\n{"text": "bad \\ud800 text"}\n{"text": "apple inc"}\n')
+    with pytest.raises(InputError, match=r"in\.jsonl:2: invalid text: lone surrogate"):
+        annotate(model_dir, tmp_path / "in.jsonl", tmp_path / "out.jsonl", progress=False)
+    summary = annotate(
+        model_dir, tmp_path / "in.jsonl", tmp_path / "out.jsonl", progress=False, skip_bad_lines=True, overwrite=True
+    )
+    assert summary.skipped == {"invalid text": 1} and [r["line"] for r in read_jsonl(tmp_path / "out.jsonl")] == [1, 3]
+
+
+def test_a_fatal_bad_line_keeps_what_was_tagged_and_resume_continues(model_dir, tmp_path):
+    source = tmp_path / "in.jsonl"
+    lines = [json.dumps({"text": t}) for t in TEXTS * 30]
+    lines[99] = "{broken"
+    source.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        InputError, match=r"in\.jsonl:100: invalid JSON.* 99 docs before it are in .*out\.jsonl\.partial"
+    ):
+        annotate(model_dir, source, tmp_path / "out.jsonl", progress=False, batch_size=4)
+    assert [r["line"] for r in read_jsonl(tmp_path / "out.jsonl.partial")] == list(range(1, 100))
+    lines[99] = json.dumps({"text": "fixed"})
+    source.write_text("\n".join(lines) + "\n")
+    summary = annotate(model_dir, source, tmp_path / "out.jsonl", progress=False, resume=True)
+    assert summary.resumed_after == ("in.jsonl", 99) and summary.docs_out == len(lines) - 99
+    assert [r["line"] for r in read_jsonl(tmp_path / "out.jsonl")] == list(range(1, len(lines) + 1))
+    assert not (tmp_path / "out.jsonl.partial").exists()
+
+
+def test_a_partial_output_is_not_silently_replaced(model_dir, tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", TEXTS)
+    (tmp_path / "out.jsonl.partial").write_text("")
+    with pytest.raises(ValueError, match="left by an interrupted run; pass --resume"):
+        annotate(model_dir, tmp_path / "in.jsonl", tmp_path / "out.jsonl", progress=False)
+    with pytest.raises(ValueError, match="no interrupted run to resume"):
+        annotate(model_dir, tmp_path / "in.jsonl", tmp_path / "other.jsonl", progress=False, resume=True)
+
+
+def test_reserved_metadata_names_are_renamed_and_counted(model_dir, tmp_path):
+    (tmp_path / "in.jsonl").write_text(json.dumps({"text": TEXTS[0], "entities": ["gold"], "line": 7}) + "\n")
+    summary = annotate(model_dir, tmp_path / "in.jsonl", tmp_path / "out.jsonl", progress=False)
+    (record,) = read_jsonl(tmp_path / "out.jsonl")
+    assert record["input_entities"] == ["gold"] and record["input_line"] == 7 and record["line"] == 1
+    assert summary.renamed_fields == {"entities": 1, "line": 1}
+
+
+@pytest.mark.parametrize("option", [{"batch_size": 0}, {"n_process": 0}])
+def test_counts_below_one_are_refused(model_dir, tmp_path, option):
+    write_jsonl(tmp_path / "in.jsonl", TEXTS)
+    with pytest.raises(ValueError, match=f"{next(iter(option))} must be a whole number of at least 1"):
+        annotate(model_dir, tmp_path / "in.jsonl", tmp_path / "out.jsonl", progress=False, **option)
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_a_two_process_run_and_resume_completes_it(model_dir, tmp_path, signum):
+    texts = [f"{TEXTS[i % len(TEXTS)]} number {i}" for i in range(6_000)]
+    source = write_jsonl(tmp_path / "in.jsonl", texts, start=1)
+    out, partial = tmp_path / "out.jsonl", tmp_path / "out.jsonl.partial"
+    command = [
+        sys.executable,
+        "-m",
+        "spacy_wnut",
+        "annotate",
+        str(model_dir),
+        str(source),
+        str(out),
+        "--n-process",
+        "2",
+        "--batch-size",
+        "16",
+        "--no-progress",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (partial.exists() and partial.stat().st_size > 20_000):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.2)
+    workers = [
+        int(pid)
+        for pid in subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    ]
+    assert len(workers) >= 2
+    stopped_at = time.monotonic()
+    process.send_signal(signum)  # to the main process alone
+    _, stderr = process.communicate(timeout=30)
+    assert time.monotonic() - stopped_at < 20
+    assert process.returncode == 128 + signum, stderr
+    assert f"interrupted by {signal.Signals(signum).name} after" in stderr and "--resume" in stderr
+    time.sleep(0.5)
+    assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}") and _is_running(pid)]
+    done = [r["line"] for r in read_jsonl(partial)]
+    assert done == list(range(1, len(done) + 1)) and 0 < len(done) < len(texts)
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed after in.jsonl:{len(done)}" in resumed.stdout
+    final = read_jsonl(out)
+    assert [r["line"] for r in final] == list(range(1, len(texts) + 1))
+    assert [r["n"] for r in final] == list(range(1, len(texts) + 1))
+
+
+def _is_running(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] != "Z"

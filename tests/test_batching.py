@@ -1,4 +1,5 @@
 """Batching by subword length: every item exactly once, padded size bounded."""
+
 import spacy
 from spacy.training import Example
 from spacy.util import registry

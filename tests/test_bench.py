@@ -1,4 +1,5 @@
 """The benchmark harness in --quick mode, so that it cannot rot (the full run is for people)."""
+
 import json
 import subprocess
 import sys
@@ -7,7 +8,7 @@ from pathlib import Path
 import spacy
 from spacy.tokens import DocBin
 
-from conftest import train_examples
+from util import train_examples
 
 BENCH = Path(__file__).parents[1] / "bench" / "run.py"
 
@@ -19,9 +20,22 @@ def test_quick_benchmark_writes_results_table_and_chart(tiny_transformer, tmp_pa
     for split in ("train", "dev", "test"):
         DocBin(docs=docs).to_disk(corpus / f"{split}.spacy")
     result = subprocess.run(
-        [sys.executable, str(BENCH), "--backbone", str(tiny_transformer), "--corpus", str(corpus), "--quick",
-         "--results", str(tmp_path / "results"), "--workdir", str(tmp_path / "work")],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            str(BENCH),
+            "--backbone",
+            str(tiny_transformer),
+            "--corpus",
+            str(corpus),
+            "--quick",
+            "--results",
+            str(tmp_path / "results"),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     [json_path] = (tmp_path / "results").glob("*-quick.json")
@@ -49,3 +63,48 @@ def test_quick_benchmark_writes_results_table_and_chart(tiny_transformer, tmp_pa
     table = json_path.with_suffix(".md").read_text()
     assert "**spacy-wnut**" in table and "Ratios" in table and "Machine:" in table
     assert json_path.with_suffix(".png").stat().st_size > 5_000
+
+
+def test_seed_study_reports_each_seed_and_the_spread(tiny_transformer, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs = [eg.reference for eg in train_examples(spacy.blank("en"))]
+    for split in ("train", "dev", "test"):
+        DocBin(docs=docs).to_disk(corpus / f"{split}.spacy")
+    settings = {
+        "training.max_steps": 20,
+        "training.eval_frequency": 10,
+        "training.max_epochs": 0,
+        "training.optimizer.learn_rate.initial_rate": 0.001,
+        "training.optimizer.learn_rate.warmup_steps": 2,
+        "components.wnut_ner.model.freeze_embeddings": "false",
+        "training.logger.progress_bar": "null",
+    }
+    command = [
+        sys.executable,
+        str(BENCH.parent / "seeds.py"),
+        "--backbone",
+        str(tiny_transformer),
+        "--corpus",
+        str(corpus),
+        "--seeds",
+        "0,1",
+        "--name",
+        "tiny",
+        "--workdir",
+        str(tmp_path / "work"),
+        "--results",
+        str(tmp_path / "results"),
+    ]
+    for key, value in settings.items():
+        command += ["--set", f"{key}={value}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    [json_path] = (tmp_path / "results").glob("*-seeds-tiny.json")
+    payload = json.loads(json_path.read_text())
+    assert sorted(payload["runs"]) == ["0", "1"]
+    for run in payload["runs"].values():
+        assert run["best_step"] in (10, 20) and 0.0 <= run["test"]["f"] <= 1.0 and run["train_seconds"] > 0
+    tests = [run["test"]["f"] for run in payload["runs"].values()]
+    assert payload["summary"]["test"]["mean"] == sum(tests) / 2 and payload["summary"]["test"]["n"] == 2
+    assert "test F1 over 2 seed(s): mean" in result.stdout

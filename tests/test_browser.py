@@ -1,15 +1,17 @@
 """The report and the annotate HTML in a real browser (headless Chromium through Playwright)."""
+
 import os
 import shutil
 
 import pytest
 from spacy.tokens import DocBin
 
-from conftest import TRAIN_DATA, train_examples
+from util import TRAIN_DATA, train_examples
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium not installed (Debian: apt-get install chromium chromium-driver; or set CHROMIUM_PATH)"
+    CHROMIUM is None,
+    reason="Chromium not installed (Debian: apt-get install chromium chromium-driver; or set CHROMIUM_PATH)",
 )
 
 
@@ -23,10 +25,12 @@ def browser():
 
 
 def test_report_shows_tables_charts_and_entities(browser, trained_nlp, tmp_path):
-    from spacy_wnut.report import build_report, predict_examples, render_html
+    from spacy_wnut.report import build_report, render_html
+    from spacy_wnut.scoring import predict_examples, read_examples
 
     DocBin(docs=[eg.reference for eg in train_examples(trained_nlp, TRAIN_DATA)]).to_disk(tmp_path / "test.spacy")
-    (tmp_path / "report.html").write_text(render_html(build_report(predict_examples(trained_nlp, tmp_path / "test.spacy"))))
+    examples = predict_examples(trained_nlp, read_examples(trained_nlp, tmp_path / "test.spacy"))
+    (tmp_path / "report.html").write_text(render_html(build_report(examples)))
     page = browser.new_page()
     page.goto((tmp_path / "report.html").as_uri())
     assert page.locator("#overall tr").count() == 3

@@ -1,4 +1,5 @@
 """The `wnut_ner` component, in the style of spaCy's own pipeline tests."""
+
 import os
 import pickle
 import shutil
@@ -7,13 +8,13 @@ import sys
 
 import numpy
 import pytest
+import spacy
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import spacy
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from conftest import TRAIN_DATA, ents_of, make_nlp, overfit, train_examples
+from util import TRAIN_DATA, ents_of, make_nlp, overfit, train_examples
 
 TEXTS = [text for text, _ in TRAIN_DATA]
 GOLD = [[(s, e, label) for s, e, label in ents] for _, ents in TRAIN_DATA]
@@ -175,7 +176,9 @@ def test_tokens_without_subwords_are_counted_and_never_start_entities(trained_nl
 
 def test_any_tokenization_is_tagged(trained_nlp):
     words = ["Tom", "Ha", "nks", "is", "watching", "Game", "of", "Thr", "ones"]
-    doc = trained_nlp(Doc(trained_nlp.vocab, words=words, spaces=[True, False, True, True, True, True, True, False, False]))
+    doc = trained_nlp(
+        Doc(trained_nlp.vocab, words=words, spaces=[True, False, True, True, True, True, True, False, False])
+    )
     assert doc.text == "Tom Hanks is watching Game of Thrones"
     assert [(e.text, e.label_) for e in doc.ents] == [("Tom Hanks", "person"), ("Game of Thrones", "creative-work")]
 
@@ -249,7 +252,12 @@ def test_bad_config_values_are_rejected_early(tiny_transformer, config, message)
 def test_score_reports_entity_prf_per_type(trained_nlp):
     examples = [Example(trained_nlp(eg.text), eg.reference) for eg in train_examples(trained_nlp)]
     scores = trained_nlp.get_pipe("wnut_ner").score(examples)
-    assert scores["ents_f"] == 1.0 and set(scores["ents_per_type"]) == {"location", "person", "creative-work", "corporation"}
+    assert scores["ents_f"] == 1.0 and set(scores["ents_per_type"]) == {
+        "location",
+        "person",
+        "creative-work",
+        "corporation",
+    }
 
 
 def test_frozen_component_is_not_updated(tiny_transformer):
@@ -264,7 +272,18 @@ def test_frozen_component_is_not_updated(tiny_transformer):
     assert not numpy.array_equal(before, head.get_param("W"))
 
 
-ALPHABET = list("abcXYZ019#@.'-") + ["🚀", "\U0001F1FA", "\U0001F1F8", "\u200b", "\ufe0f", "\ufeff", "\x07", "é", "ß", "新"]
+ALPHABET = list("abcXYZ019#@.'-") + [
+    "🚀",
+    "\U0001f1fa",
+    "\U0001f1f8",
+    "\u200b",
+    "\ufe0f",
+    "\ufeff",
+    "\x07",
+    "é",
+    "ß",
+    "新",
+]
 
 
 @settings(max_examples=40, deadline=None)
@@ -312,15 +331,8 @@ def test_casing_features_learn_and_round_trip(casing_nlp, tiny_transformer, tmp_
     )
 
 
-def test_casing_classes():
-    from spacy_wnut.model import token_casings
-
-    doc = spacy.blank("en")("I love USA and iPhone 123 Tom")
-    assert token_casings([doc, spacy.blank("en")("")]).tolist() == [1, 3, 2, 3, 4, 4, 1]
-
-
 def test_casing_features_cannot_be_exported(casing_nlp, tmp_path):
     from spacy_wnut.hf_checkpoint import export_hf
 
-    with pytest.raises(ValueError, match="casing features"):
+    with pytest.raises(ValueError, match="spaCy token features"):
         export_hf(casing_nlp, tmp_path)

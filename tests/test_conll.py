@@ -1,4 +1,5 @@
 """Reading and validating WNUT-style CoNLL: each bad-input path names file, line and problem."""
+
 import pytest
 
 from spacy_wnut.conll import InputError, ReadReport, read_conll, split_tag

@@ -1,4 +1,5 @@
 """CoNLL and HF datasets -> DocBin: exact entities, grouping, summaries, real-file counts."""
+
 import subprocess
 import sys
 
@@ -46,7 +47,8 @@ def test_cli_exits_nonzero_with_location_on_bad_input(write_conll, tmp_path):
     path = write_conll("a\tO\nb\tB-nope\n")
     result = subprocess.run(
         [sys.executable, "-m", "spacy_wnut", "convert", str(path), str(tmp_path / "o.spacy")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1
     assert f"{path}:2: unknown entity type 'nope'" in result.stderr
@@ -57,7 +59,9 @@ def test_cli_prints_summary_with_entities_per_type(write_conll, tmp_path):
     path = write_conll("a\tB-person\nb\tI-location\n")
     result = subprocess.run(
         [sys.executable, "-m", "spacy_wnut", "convert", str(path), str(tmp_path / "o.spacy")],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "1 docs, 1 sentences, 2 tokens, 2 entities" in result.stdout
     assert "1 repairs" in result.stdout and f"{path}:2" in result.stdout
@@ -67,10 +71,12 @@ def test_cli_prints_summary_with_entities_per_type(write_conll, tmp_path):
 def hf_dataset():
     datasets = pytest.importorskip("datasets")
     names = ["O", "B-corporation", "I-corporation", "B-creative-work", "I-creative-work", "B-person"]
-    features = datasets.Features({
-        "tokens": datasets.Sequence(datasets.Value("string")),
-        "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names)),
-    })
+    features = datasets.Features(
+        {
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names)),
+        }
+    )
     data = {
         "tokens": [["Watching", "Game", "of", "Thrones"], ["Apple", "Inc", "!"], ["Tom"]],
         "ner_tags": [[0, 3, 4, 4], [1, 2, 0], [5]],
@@ -92,9 +98,7 @@ def test_hf_dataset_converts_to_same_entities(hf_dataset, tmp_path):
 
 def test_hf_dataset_dict_writes_one_file_per_split(hf_dataset, tmp_path):
     datasets, dataset = hf_dataset
-    summaries = convert_hf_dataset(
-        datasets.DatasetDict(train=dataset, validation=dataset.select([0])), tmp_path
-    )
+    summaries = convert_hf_dataset(datasets.DatasetDict(train=dataset, validation=dataset.select([0])), tmp_path)
     assert sorted(summaries) == ["train", "validation"]
     assert len(load_docs(tmp_path / "validation.spacy")) == 1
 
@@ -143,3 +147,43 @@ def test_hard_characters_survive_conversion(wnut_mirror, tmp_path):
     assert any("\u200b" in w and len(w) > 1 for w in words)
     ent_words = [t.text for doc in load_docs(tmp_path / "dev.spacy") for e in doc.ents for t in e]
     assert any(w.endswith("\ufeff") for w in ent_words)
+
+
+def test_convert_refuses_to_write_over_its_input(write_conll):
+    path = write_conll("a\tO\n")
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="the output is the input"):
+        convert_conll(path, path)
+    assert path.read_bytes() == before
+
+
+def test_a_failed_conversion_keeps_the_earlier_output(write_conll, tmp_path):
+    convert_conll(write_conll("a\tO\n", "good.conll"), tmp_path / "out.spacy")
+    before = (tmp_path / "out.spacy").read_bytes()
+    with pytest.raises(InputError, match="bad.conll:2"):
+        convert_conll(write_conll("a\tO\nb\tB-nope\n", "bad.conll"), tmp_path / "out.spacy")
+    assert (tmp_path / "out.spacy").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.conll", "good.conll", "out.spacy"]
+
+
+def test_a_byte_order_mark_is_removed_and_reported(write_conll, tmp_path, capsys):
+    from spacy_wnut.convert import print_summary
+
+    summary = convert_conll(write_conll(b"\xef\xbb\xbfApple\tB-corporation\nrocks\tO\n"), tmp_path / "o.spacy")
+    (doc,) = load_docs(tmp_path / "o.spacy")
+    assert doc[0].text == "Apple" and [e.text for e in doc.ents] == ["Apple"]
+    print_summary(summary)
+    assert "byte-order mark" in capsys.readouterr().out
+
+
+def test_cr_only_line_endings_are_named(write_conll):
+    path = write_conll(b"a\tO\rb\tO\r")
+    with pytest.raises(InputError, match=r"data.conll:1: carriage return \(CR\) at column 4.*CR-only"):
+        list(read_conll(path))
+
+
+def test_a_file_of_only_separators_is_not_called_empty(write_conll):
+    with pytest.raises(InputError, match=r"holds no sentences \(only 3 separator line\(s\)\)"):
+        list(read_conll(write_conll("\n\t\n\n")))
+    with pytest.raises(InputError, match=r"holds no sentences \(it is empty\)"):
+        list(read_conll(write_conll("")))

@@ -1,4 +1,5 @@
 """Constrained Viterbi and BIO -> spans: checked against brute force on random inputs."""
+
 import itertools
 
 import numpy
@@ -45,8 +46,11 @@ def test_viterbi_is_the_best_valid_sequence(batch):
         start += length
         assert is_valid_bio(doc_tags, allowed)
         best = max(
-            (sum(doc_lp[i, t] for i, t in enumerate(seq)) for seq in itertools.product(range(SCHEME.n_tags), repeat=length)
-             if is_valid_bio(seq, allowed)),
+            (
+                sum(doc_lp[i, t] for i, t in enumerate(seq))
+                for seq in itertools.product(range(SCHEME.n_tags), repeat=length)
+                if is_valid_bio(seq, allowed)
+            ),
             default=0.0,
         )
         got = sum(doc_lp[i, t] for i, t in enumerate(doc_tags))
@@ -100,5 +104,5 @@ def test_any_tags_group_as_the_hf_pipeline_groups_them(docs):
         names = [SCHEME.tags[t] for t in doc]
         expected += [(offset + s, offset + e, label) for s, e, label in hf_pipeline_groups(names)]
         offset += len(doc)
-    got = [(int(s), int(e), SCHEME.labels[l]) for s, e, l in zip(spans.starts, spans.ends, spans.label_ids)]
+    got = [(int(s), int(e), SCHEME.labels[i]) for s, e, i in zip(spans.starts, spans.ends, spans.label_ids)]
     assert got == expected

@@ -1,4 +1,5 @@
 """Inference engines: each loads from a saved pipeline and predicts as the fp32 model does."""
+
 import importlib.util
 import pickle
 
@@ -8,11 +9,14 @@ import spacy
 from spacy_wnut import engines
 from spacy_wnut.engines import ENGINES, check_engine
 
-from conftest import TRAIN_DATA, ents_of, make_nlp, overfit
+from util import TRAIN_DATA, ents_of, make_nlp, overfit
 
 FAST_ENGINES = [name for name in ENGINES if name != "torch"]
 TEXTS = [text for text, _ in TRAIN_DATA] + [
-    "Tom Hanks loves New York", "apple inc is watching Game of Thrones", "", "   ",
+    "Tom Hanks loves New York",
+    "apple inc is watching Game of Thrones",
+    "",
+    "   ",
     "I love New York so much " * 40,
 ]
 
@@ -64,7 +68,7 @@ def test_onnx_graph_is_saved_beside_the_pipeline_and_reused(saved_pipeline, tmp_
     def no_export(*args, **kwargs):
         raise AssertionError("the saved graph should have been used")
 
-    monkeypatch.setattr("spacy_wnut.component.export_onnx", no_export)
+    monkeypatch.setattr("spacy_wnut.engines.export_onnx", no_export)
     assert ents_of(spacy.load(tmp_path).pipe(TEXTS)) == expected
 
 
@@ -84,15 +88,17 @@ def test_training_drops_a_built_engine(tiny_transformer):
     overfit(nlp, steps=2)
     ner = nlp.get_pipe("wnut_ner")
     before = ents_of(nlp.pipe(TEXTS))
-    assert ner._engine.engine is not None
+    assert ner.engine_runner.is_built
     overfit(nlp, steps=60)
-    assert ner._engine.engine is None
+    assert not ner.engine_runner.is_built
     after = ents_of(nlp.pipe(TEXTS))
     assert after != before
-    assert ner._onnx_bytes is not None
+    assert ner.engine_runner.is_built
 
 
-@pytest.mark.parametrize("engine,package", [("onnx", "onnxruntime"), ("onnx-int8", "onnxscript"), ("torch-int8", "torchao")])
+@pytest.mark.parametrize(
+    "engine,package", [("onnx", "onnxruntime"), ("onnx-int8", "onnxscript"), ("torch-int8", "torchao")]
+)
 def test_missing_engine_package_is_named(tiny_transformer, monkeypatch, engine, package):
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
@@ -127,22 +133,25 @@ def test_pipe_sorts_by_length_but_keeps_input_order(trained_nlp):
 
 @pytest.mark.parametrize("casing_features", [False, True])
 def test_engine_scores_equal_the_model_scores(tiny_transformer, casing_features):
-    """The module the engines export, run in torch, scores as the Thinc model does."""
+    """The lean torch engine and the module the other engines export score as the Thinc model does."""
     import numpy
     import torch
+
+    from spacy_wnut.model import encode_docs, scores_from_logits
 
     model = {"casing_features": casing_features, "transformer": {"name": str(tiny_transformer)}}
     nlp = make_nlp(tiny_transformer, model=model)
     overfit(nlp, steps=5)
     ner = nlp.get_pipe("wnut_ner")
     docs = [nlp.make_doc(text) for text in TEXTS if text.strip()]
-
-    def torch_engine(input_ids, attention_mask):
-        module = engines.tagger_module(ner.model)
-        with torch.inference_mode():
-            return module(torch.from_numpy(input_ids), torch.from_numpy(attention_mask.astype("int64"))).numpy()
-
     expected = ner.model.predict(docs)
-    got = engines.engine_scores(ner.model, torch_engine, docs)
-    numpy.testing.assert_allclose(got.scores, ner.model.ops.to_numpy(expected.scores), atol=1e-4)
-    numpy.testing.assert_array_equal(got.align.dataXd, expected.align.dataXd)
+    lean = engines.EngineRunner("torch").scores(ner.model, docs)
+    numpy.testing.assert_array_equal(lean.scores, ner.model.ops.to_numpy(expected.scores))
+    numpy.testing.assert_array_equal(lean.align.dataXd, expected.align.dataXd)
+    encoded = encode_docs(ner.model.get_ref("transformer"), docs)
+    with torch.inference_mode():
+        logits = engines.tagger_module(ner.model)(
+            torch.from_numpy(encoded.input_ids), torch.from_numpy(encoded.attention_mask)
+        )
+    exported = scores_from_logits(ner.model, docs, encoded, logits.numpy().reshape(-1, logits.shape[-1]))
+    numpy.testing.assert_allclose(exported, ner.model.ops.to_numpy(expected.scores), atol=1e-4)

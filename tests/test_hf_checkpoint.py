@@ -1,4 +1,5 @@
 """HF token-classification checkpoints into the component and back out, with `pipeline()` parity."""
+
 import shutil
 import subprocess
 import sys
@@ -9,12 +10,15 @@ import pytest
 import spacy
 import torch
 from spacy.training import Example
+from spacy.util import fix_random_seed
 from transformers import AutoModelForTokenClassification, BertForTokenClassification, BertTokenizerFast, pipeline
 
-from spacy.util import fix_random_seed
+from spacy_wnut.hf_checkpoint import export_hf, from_hf, pipeline_words_doc
 
-from conftest import TRAIN_DATA, ents_of, make_nlp, train_examples
-from spacy_wnut.hf_checkpoint import export_hf, from_hf, has_invalid_i_start, pipeline_word_tags, pipeline_words_doc
+from util import TRAIN_DATA, bench_module, ents_of, make_nlp, train_examples
+
+has_invalid_i_start = bench_module("hf_parity").has_invalid_i_start
+pipeline_word_tags = bench_module("hf_parity").pipeline_word_tags
 
 TEXTS = [text for text, _ in TRAIN_DATA]
 GOLD = [[(s, e, label) for s, e, label in ents] for _, ents in TRAIN_DATA]
@@ -67,7 +71,10 @@ def test_exported_checkpoint_predicts_as_the_component_in_the_hf_pipeline(export
 
 
 NOISY_TEXTS = MORE_TEXTS + [
-    "@paulwalk it's #nyc time", "wolfgang \U0001f680 amadeus at apple.com !!", "a\u200bb \x07 new york  ", "",
+    "@paulwalk it's #nyc time",
+    "wolfgang \U0001f680 amadeus at apple.com !!",
+    "a\u200bb \x07 new york  ",
+    "",
     "tom-hanks , apple's new york-based game of thrones " * 3,
 ]
 
@@ -107,8 +114,11 @@ def test_import_of_export_gives_identical_predictions(exported, trained_nlp):
     assert ents_of(imported.pipe(texts)) == ents_of(trained_nlp.pipe(texts))
     ours, theirs = (nlp.get_pipe("wnut_ner") for nlp in (imported, trained_nlp))
     docs = [trained_nlp.make_doc(t) for t in texts]
-    assert numpy.allclose(ours.token_probs(ours.model.predict(docs))[0],
-                          theirs.token_probs(theirs.model.predict(docs))[0], atol=1e-5)
+    assert numpy.allclose(
+        ours.token_probs(ours.model.predict(docs)).probs,
+        theirs.token_probs(theirs.model.predict(docs)).probs,
+        atol=1e-5,
+    )
 
 
 def test_imported_pipeline_saves_and_loads_offline(exported, tmp_path, monkeypatch):
@@ -139,7 +149,10 @@ def test_duplicated_rows_in_another_scheme_predict_the_same(trained_nlp, exporte
             rows.append(i)
             tags.append(f"{start if tag[0] == 'B' else end}-{tag[2:]}")
     new = BertForTokenClassification.from_pretrained(
-        exported, id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)}, ignore_mismatched_sizes=True
+        exported,
+        id2label=dict(enumerate(tags)),
+        label2id={t: i for i, t in enumerate(tags)},
+        ignore_mismatched_sizes=True,
     )
     with torch.no_grad():
         new.classifier.weight.copy_(model.classifier.weight[rows])
@@ -233,9 +246,20 @@ def test_trainer_recipe_script_trains_and_its_checkpoint_serves_in_spacy(tiny_tr
     DocBin(docs=[eg.reference for eg in train_examples(nlp)]).to_disk(tmp_path / "data.spacy")
     script = Path(__file__).parents[1] / "bench" / "hf_recipe.py"
     out = subprocess.run(
-        [sys.executable, str(script), str(tiny_transformer), str(tmp_path / "data.spacy"),
-         str(tmp_path / "data.spacy"), str(tmp_path / "hf"), "--max-steps", "4", "--batch-size", "2"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            str(script),
+            str(tiny_transformer),
+            str(tmp_path / "data.spacy"),
+            str(tmp_path / "data.spacy"),
+            str(tmp_path / "hf"),
+            "--max-steps",
+            "4",
+            "--batch-size",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     checkpoint = tmp_path / "hf" / "best"
@@ -253,7 +277,7 @@ def test_trainer_recipe_script_trains_and_its_checkpoint_serves_in_spacy(tiny_tr
             probs = hf_model(**encoded).logits[0].softmax(-1).numpy()
         word_ids = encoded.word_ids()
         first = [word_ids.index(i) for i in range(len(words))]
-        ours, _ = pipe.token_probs(pipe.model.predict([doc]))
+        ours = pipe.token_probs(pipe.model.predict([doc])).probs
         assert numpy.allclose(ours, probs[first], atol=1e-5)
 
 
@@ -268,8 +292,17 @@ def test_parity_script_reports_both_setups(trained_nlp, tmp_path):
     DocBin(docs=docs).to_disk(tmp_path / "data.spacy")
     script = Path(__file__).parents[1] / "bench" / "hf_parity.py"
     result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "pipeline"), str(tmp_path / "data.spacy"),
-         "--output", str(tmp_path / "parity.json")], capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(script),
+            str(tmp_path / "pipeline"),
+            str(tmp_path / "data.spacy"),
+            "--output",
+            str(tmp_path / "parity.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads((tmp_path / "parity.json").read_text())

@@ -1,4 +1,5 @@
 """The evaluation report: scores side by side, confusion matrix, charts, worst sentences."""
+
 import subprocess
 import sys
 
@@ -6,8 +7,9 @@ import numpy
 from spacy.tokens import DocBin
 from spacy.training import Example
 
-from conftest import TRAIN_DATA, train_examples
 from spacy_wnut.report import build_report, confusion_matrix, render_html, summary_text
+
+from util import TRAIN_DATA, train_examples
 
 
 def examples_with_one_mistake(nlp):
@@ -40,9 +42,17 @@ def test_report_cli_writes_the_page(trained_nlp, tmp_path):
     trained_nlp.to_disk(tmp_path / "model")
     DocBin(docs=[eg.reference for eg in train_examples(trained_nlp, TRAIN_DATA)]).to_disk(tmp_path / "test.spacy")
     result = subprocess.run(
-        [sys.executable, "-m", "spacy_wnut", "report", str(tmp_path / "model"), str(tmp_path / "test.spacy"),
-         str(tmp_path / "out" / "report.html")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "spacy_wnut",
+            "report",
+            str(tmp_path / "model"),
+            str(tmp_path / "test.spacy"),
+            str(tmp_path / "out" / "report.html"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     assert "1.0000" in result.stdout and (tmp_path / "out" / "report.html").exists()

@@ -1,4 +1,5 @@
 """Head tag schemes (IOB2, IOB1, BIOES, BILOU, plain): reading `id2label`, mapping to IOB2, encoding gold."""
+
 import numpy
 import pytest
 
@@ -25,7 +26,10 @@ def test_auto_tells_schemes_apart(tags, kind):
 
 
 def test_labels_keep_hyphens_and_first_appearance_order():
-    assert scheme(["O", "B-creative-work", "B-person", "I-creative-work", "I-person"]).labels == ("creative-work", "person")
+    assert scheme(["O", "B-creative-work", "B-person", "I-creative-work", "I-person"]).labels == (
+        "creative-work",
+        "person",
+    )
 
 
 @pytest.mark.parametrize(
@@ -53,15 +57,47 @@ def test_iob2_head_needs_no_mapping():
 @pytest.mark.parametrize(
     "tags,kind,expected",
     [
-        (["O", "B-person", "I-person", "E-person", "S-person", "B-creative-work", "I-creative-work", "E-creative-work", "S-creative-work"],
-         "BIOES", ["S-creative-work", "O", "B-person", "E-person", "S-person", "B-person", "I-person", "E-person"]),
-        (["O", "B-person", "I-person", "L-person", "U-person", "U-creative-work", "B-creative-work", "I-creative-work", "L-creative-work"],
-         "BILOU", ["U-creative-work", "O", "B-person", "L-person", "U-person", "B-person", "I-person", "L-person"]),
+        (
+            [
+                "O",
+                "B-person",
+                "I-person",
+                "E-person",
+                "S-person",
+                "B-creative-work",
+                "I-creative-work",
+                "E-creative-work",
+                "S-creative-work",
+            ],
+            "BIOES",
+            ["S-creative-work", "O", "B-person", "E-person", "S-person", "B-person", "I-person", "E-person"],
+        ),
+        (
+            [
+                "O",
+                "B-person",
+                "I-person",
+                "L-person",
+                "U-person",
+                "U-creative-work",
+                "B-creative-work",
+                "I-creative-work",
+                "L-creative-work",
+            ],
+            "BILOU",
+            ["U-creative-work", "O", "B-person", "L-person", "U-person", "B-person", "I-person", "L-person"],
+        ),
         # IOB1: B- only where an entity directly follows one of the same type
-        (["O", "B-person", "I-person", "B-creative-work", "I-creative-work"],
-         "IOB1", ["I-creative-work", "O", "I-person", "I-person", "B-person", "B-person", "I-person", "I-person"]),
-        (["O", "person", "creative-work"], "plain",
-         ["creative-work", "O", "person", "person", "person", "person", "person", "person"]),
+        (
+            ["O", "B-person", "I-person", "B-creative-work", "I-creative-work"],
+            "IOB1",
+            ["I-creative-work", "O", "I-person", "I-person", "B-person", "B-person", "I-person", "I-person"],
+        ),
+        (
+            ["O", "person", "creative-work"],
+            "plain",
+            ["creative-work", "O", "person", "person", "person", "person", "person", "person"],
+        ),
     ],
 )
 def test_gold_is_encoded_in_the_head_scheme(tags, kind, expected):

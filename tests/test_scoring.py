@@ -1,18 +1,19 @@
 """spaCy's scorer and seqeval, computed from the same docs, agree."""
+
 import json
 import subprocess
 import sys
 from itertools import islice
 
 import pytest
+from spacy.scorer import get_ner_prf
 from spacy.tokens import DocBin
 from spacy.training import Example
 
-from conftest import make_nlp, overfit
 from spacy_wnut.convert import convert_conll
 from spacy_wnut.scoring import evaluate, seqeval_scores
 
-from spacy.scorer import get_ner_prf
+from util import make_nlp, overfit
 
 
 def assert_scores_agree(spacy_scores, seq):
@@ -82,14 +83,25 @@ def test_misaligned_prediction_is_counted_and_scored_alike(tiny_transformer):
 
 
 def test_evaluate_cli_writes_both_scores(trained_nlp, tmp_path):
-    from conftest import TRAIN_DATA, train_examples
+    from util import TRAIN_DATA, train_examples
 
     trained_nlp.to_disk(tmp_path / "model")
     DocBin(docs=[eg.reference for eg in train_examples(trained_nlp, TRAIN_DATA)]).to_disk(tmp_path / "d.spacy")
     out = subprocess.run(
-        [sys.executable, "-m", "spacy_wnut", "evaluate", str(tmp_path / "model"), str(tmp_path / "d.spacy"),
-         "--output", str(tmp_path / "m.json"), "--no-progress"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "spacy_wnut",
+            "evaluate",
+            str(tmp_path / "model"),
+            str(tmp_path / "d.spacy"),
+            "--output",
+            str(tmp_path / "m.json"),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["spacy"]["ents_f"] == metrics["seqeval"]["f"] == 1.0

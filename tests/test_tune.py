@@ -1,8 +1,8 @@
 """`entity_bias` decoding and its tuning on a dev set."""
+
 import subprocess
 import sys
 
-import numpy
 import pytest
 import spacy
 from hypothesis import given, settings
@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from spacy.tokens import DocBin
 from spacy.training import Example
 
-from conftest import TRAIN_DATA, ents_of, make_nlp, train_examples
+from spacy_wnut.decode import decode_entities
 from spacy_wnut.tune import BiasScore, best_bias, score_biases
+
+from util import TRAIN_DATA, ents_of, make_nlp, train_examples
 
 TEXTS = [text for text, _ in TRAIN_DATA]
 
@@ -44,10 +46,9 @@ def test_entity_tokens_never_decrease_as_the_bias_grows(trained_nlp, biases):
     """Viterbi maximises score + bias * (entity tokens): the argmax's count is monotone in the bias."""
     ner = trained_nlp.get_pipe("wnut_ner")
     docs = [trained_nlp.make_doc(t) for t in TEXTS + ["york apple hanks game inc of new"]]
-    probs, has_rows = ner.token_probs(ner.model.predict(docs))
-    lengths = numpy.array([len(d) for d in docs], dtype="i")
+    probs = ner.token_probs(ner.subword_scores(docs))
     low, high = sorted(biases)
-    spans = [ner.decode_probs(probs, has_rows, lengths, b) for b in (low, high)]
+    spans = [decode_entities(probs, ner.scheme, ner.decoder, b) for b in (low, high)]
     counts = [int((s.ends - s.starts).sum()) for s in spans]
     assert counts[0] <= counts[1]
 
@@ -60,7 +61,9 @@ def test_score_biases_matches_the_pipeline_at_each_value(trained_nlp, tiny_trans
     for score in scores:
         nlp = with_bias(trained_nlp, tiny_transformer, score.bias)
         expected = nlp.evaluate([Example(nlp.make_doc(eg.text), eg.reference) for eg in examples])
-        assert (score.p, score.r, score.f) == pytest.approx((expected["ents_p"], expected["ents_r"], expected["ents_f"]))
+        assert (score.p, score.r, score.f) == pytest.approx(
+            (expected["ents_p"], expected["ents_r"], expected["ents_f"])
+        )
 
 
 def test_best_bias_prefers_the_smallest_bias_among_ties():
@@ -81,9 +84,19 @@ def test_tune_bias_cli_writes_a_pipeline_with_the_chosen_bias(trained_nlp, tmp_p
     trained_nlp.to_disk(tmp_path / "model")
     DocBin(docs=[eg.reference for eg in train_examples(trained_nlp)]).to_disk(tmp_path / "dev.spacy")
     out = subprocess.run(
-        [sys.executable, "-m", "spacy_wnut", "tune-bias", str(tmp_path / "model"), str(tmp_path / "dev.spacy"),
-         str(tmp_path / "tuned"), "--grid", "0,1,-40"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "spacy_wnut",
+            "tune-bias",
+            str(tmp_path / "model"),
+            str(tmp_path / "dev.spacy"),
+            str(tmp_path / "tuned"),
+            "--grid",
+            "0,1,-40",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
     assert "entity_bias = 0" in out.stdout  # the overfitted model is perfect at 0; ties go to 0
@@ -95,8 +108,16 @@ def test_tune_bias_cli_writes_a_pipeline_with_the_chosen_bias(trained_nlp, tmp_p
 def test_tune_bias_cli_reports_a_missing_dev_file(trained_nlp, tmp_path):
     trained_nlp.to_disk(tmp_path / "model")
     out = subprocess.run(
-        [sys.executable, "-m", "spacy_wnut", "tune-bias", str(tmp_path / "model"), str(tmp_path / "nope.spacy"),
-         str(tmp_path / "tuned")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "spacy_wnut",
+            "tune-bias",
+            str(tmp_path / "model"),
+            str(tmp_path / "nope.spacy"),
+            str(tmp_path / "tuned"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 1 and "nope.spacy" in out.stderr

@@ -1,0 +1,447 @@
+"""`annotate` on a Ray cluster with Ray Data: the same records, keys and entities as one process, at scale.
+
+The input files (JSONL or Parquet: a file, a directory or a glob of shards)
+are read by Ray Data one file per task and parsed into keyed records
+(`records.py`, as the single-process reader does); a pool of actors, each of
+which loads the pipeline once, tags batches of records (`map_batches` with a
+callable class) and writes each batch's output shard itself.
+
+Nothing is lost or doubled:
+- a shard's name is derived from the keys of the records in it and written
+  under a temporary name, then renamed, so a batch that Ray retries (its actor
+  died and was replaced) rewrites the same shard rather than adding one;
+- a bad record (invalid JSON, no string `text`, invalid Unicode) and a text that
+  makes the pipeline raise become error records (key and reason) in
+  `OUTPUT/_errors/`;
+- the driver counts the input records itself and checks that
+  records in = records written + error records before the run's directory
+  (built as `OUTPUT.partial/`) becomes `OUTPUT`.
+"""
+
+import glob as globbing
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+
+from .annotate import SCORES_KEY, check_positive, load_for_annotation
+from .conll import InputError, read_lines
+from .outputs import OutputError, atomic_path, check_output, replace
+from .records import BadRecord, Record, is_blank, output_row, parse_line, record_from_mapping, split_lines
+
+RAY_HINT = "pip install 'spacy-wnut[ray]'"
+INPUT_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+OUTPUT_FORMATS = ("jsonl", "parquet")
+ERRORS_DIR, SUMMARY_FILE = "_errors", "_summary.json"
+
+
+@dataclass
+class InputFile:
+    """One input file, the key it gives its records (`source`), and its format."""
+
+    path: str
+    source: str
+    fmt: str
+
+
+@dataclass
+class RaySummary:
+    """What a Ray run read, wrote and counted, and how long its parts took."""
+
+    records_in: int = 0
+    records_out: int = 0
+    error_records: int = 0
+    blank_lines: int = 0
+    errors: Counter = field(default_factory=Counter)
+    entities: Counter = field(default_factory=Counter)
+    words: int = 0
+    batches: int = 0
+    actors: int = 0
+    startup_seconds: float = 0.0
+    model_load_seconds: float = 0.0
+    run_seconds: float = 0.0
+    outputs: List[str] = field(default_factory=list)
+
+    @property
+    def balanced(self) -> bool:
+        return self.records_in == self.records_out + self.error_records
+
+    def to_dict(self) -> Dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items()}
+        data.update(errors=dict(self.errors), entities=dict(self.entities), balanced=self.balanced)
+        return data
+
+
+def require_ray() -> None:
+    """Raise a clear error naming the extra to install when Ray Data is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.data") is None:
+        raise ImportError(f"--ray needs Ray Data (the package ray[data]): {RAY_HINT}")
+
+
+def input_files(path: Union[str, Path]) -> List[InputFile]:
+    """The files of a JSONL/Parquet input: one file, every such file under a directory, or a glob."""
+    text = str(path)
+    root: Path
+    if any(char in text for char in "*?["):
+        found = [Path(p) for p in sorted(globbing.glob(text, recursive=True)) if Path(p).is_file()]
+        root = Path(os.path.commonpath([str(p.parent) for p in found])) if found else Path(".")
+        if not found:
+            raise InputError(text, "the pattern matches no file")
+    elif Path(text).is_dir():
+        root = Path(text)
+        found = sorted(
+            p
+            for p in root.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in INPUT_SUFFIXES
+            and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+        )
+        if not found:
+            raise InputError(text, f"directory holds no input file ({', '.join(INPUT_SUFFIXES)})")
+    elif Path(text).is_file():
+        found, root = [Path(text)], Path(text).parent
+    else:
+        raise InputError(text, "no such file or directory")
+    files = []
+    for file in found:
+        fmt = INPUT_SUFFIXES.get(file.suffix.lower())
+        if fmt is None:
+            raise InputError(str(file), f"cannot tell the input format; name files {', '.join(INPUT_SUFFIXES)}")
+        files.append(InputFile(str(file.resolve()), str(file.relative_to(root)), fmt))
+    return files
+
+
+def count_input_records(files: List[InputFile]) -> Tuple[int, int]:
+    """(records, blank lines) of the input, counted by the driver: non-blank lines, Parquet rows."""
+    records = blank = 0
+    for file in files:
+        if file.fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            records += pq.ParquetFile(file.path).metadata.num_rows
+            continue
+        for _, raw in read_lines(Path(file.path)):
+            if is_blank(raw):
+                blank += 1
+            else:
+                records += 1
+    return records, blank
+
+
+def parse_file(row: Dict[str, Any], sources: Dict[str, Tuple[str, str]]) -> List[Dict[str, Any]]:
+    """Ray Data `flat_map`: one input file's bytes -> keyed rows (record, bad record or blank line)."""
+    source, fmt = sources[row["path"]]
+    rows: List[Dict[str, Any]] = []
+    if fmt == "parquet":
+        import io
+
+        import pyarrow.parquet as pq
+
+        items = (
+            record_from_mapping(source, i, data)
+            for i, data in enumerate(pq.read_table(io.BytesIO(row["bytes"])).to_pylist(), start=1)
+        )
+    else:
+        items = (parse_line(source, i, raw, "jsonl") or i for i, raw in split_lines(row["bytes"]))
+    for item in items:
+        if isinstance(item, int):
+            rows.append(_row("blank", source, item))
+        elif isinstance(item, BadRecord):
+            rows.append(_row("bad", source, item.line, reason=item.reason, detail=item.detail))
+        else:
+            rows.append(
+                _row("record", source, item.line, text=item.text, meta=json.dumps(item.meta, ensure_ascii=False))
+            )
+    return rows
+
+
+def _row(
+    kind: str, source: str, line: int, text: str = "", meta: str = "{}", reason: str = "", detail: str = ""
+) -> Dict[str, Any]:
+    return {
+        "kind": kind,
+        "source": source,
+        "line": line,
+        "text": text,
+        "meta": meta,
+        "reason": reason,
+        "detail": detail,
+    }
+
+
+class BatchTagger:
+    """The Ray Data actor: loads the pipeline once, then tags batches and writes each batch's shard.
+
+    Returns one row of counts per batch. `fault_marker` is a test hook: the
+    first actor to see a batch while the marker file does not exist creates
+    it and exits its process, as a crashed worker would.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        output_dir: str,
+        output_format: str,
+        engine: Optional[str] = None,
+        threads: int = 1,
+        fault_marker: Optional[str] = None,
+    ) -> None:
+        start = time.perf_counter()
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        self.nlp = load_for_annotation(model, engine=engine, n_threads=max(1, threads))
+        self.output_dir, self.output_format, self.fault_marker = Path(output_dir), output_format, fault_marker
+        self.load_seconds = time.perf_counter() - start
+        self.reported_load = False
+
+    def __call__(self, batch: Dict[str, Any]) -> Dict[str, List[Any]]:
+        self._maybe_fail()
+        rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+        records = [
+            Record(r["source"], int(r["line"]), r["text"], json.loads(r["meta"])) for r in rows if r["kind"] == "record"
+        ]
+        errors = [
+            BadRecord(r["source"], int(r["line"]), r["reason"], r["detail"]).to_dict()
+            for r in rows
+            if r["kind"] == "bad"
+        ]
+        tagged, failed = self._tag(records)
+        errors += failed
+        shard = hashlib.sha1("\n".join(f"{r['source']}:{r['line']}" for r in rows).encode("utf-8")).hexdigest()[:20]
+        if tagged:
+            self._write(self.output_dir / f"part-{shard}.{self.output_format}", tagged, self.output_format)
+        if errors:
+            self._write(self.output_dir / ERRORS_DIR / f"part-{shard}.jsonl", errors, "jsonl")
+        entities = Counter(e["label"] for row in tagged for e in row["entities"])
+        load, self.reported_load = (0.0 if self.reported_load else self.load_seconds), True
+        return {
+            "rows": [len(rows)],
+            "written": [len(tagged)],
+            "errors": [len(errors)],
+            "blank": [sum(r["kind"] == "blank" for r in rows)],
+            "words": [sum(len(r["text"].split()) for r in tagged)],
+            "entities": [json.dumps(entities)],
+            "error_reasons": [json.dumps(Counter(e["reason"] for e in errors))],
+            "load_seconds": [load],
+        }
+
+    def _tag(self, records: List[Record]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+        """Output rows of the records; a record that makes the pipeline raise becomes an error record."""
+        try:
+            docs = list(self.nlp.pipe([r.text for r in records], batch_size=max(1, len(records))))
+            return [output_row(r, doc, SCORES_KEY) for r, doc in zip(records, docs)], []
+        except Exception:
+            pass
+        tagged, failed = [], []
+        for record in records:  # find the records that fail, one at a time
+            try:
+                tagged.append(output_row(record, self.nlp(record.text), SCORES_KEY))
+            except Exception as err:
+                failed.append(
+                    BadRecord(record.source, record.line, "pipeline error", f"{type(err).__name__}: {err}").to_dict()
+                )
+        return tagged, failed
+
+    @staticmethod
+    def _write(path: Path, rows: List[Dict[str, Any]], fmt: str) -> None:
+        with atomic_path(path) as tmp:
+            if fmt == "parquet":
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                pq.write_table(pa.Table.from_pylist(rows), str(tmp))
+            else:
+                tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+
+    def _maybe_fail(self) -> None:
+        if self.fault_marker is None:
+            return
+        try:
+            os.close(os.open(self.fault_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        os._exit(1)
+
+
+def start_ray(address: Optional[str], num_cpus: Optional[int] = None) -> float:
+    """Join the cluster at `address` (`auto`, `ray://host:port`), or start a local one on loopback
+    without dashboard; returns the seconds it took."""
+    import ray
+
+    start = time.perf_counter()
+    if ray.is_initialized():
+        return 0.0
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address:
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    else:
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            logging_level="ERROR",
+            log_to_driver=False,
+        )
+    return time.perf_counter() - start
+
+
+def count_output_records(output: Path, fmt: str) -> Tuple[int, int]:
+    """(records, error records) as written: lines of the JSONL shards, rows of the Parquet ones."""
+    records = 0
+    for shard in output.glob(f"part-*.{fmt}"):
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            records += pq.ParquetFile(shard).metadata.num_rows
+        else:
+            records += sum(1 for _ in shard.open("rb"))
+    errors = sum(sum(1 for _ in shard.open("rb")) for shard in (output / ERRORS_DIR).glob("part-*.jsonl"))
+    return records, errors
+
+
+def annotate_ray(
+    model: Union[str, Path],
+    input_path: Union[str, Path],
+    output_path: Union[str, Path],
+    *,
+    ray_address: Optional[str] = None,
+    actors: int = 1,
+    cpus_per_actor: int = 1,
+    gpus_per_actor: float = 0.0,
+    batch_size: int = 64,
+    engine: Optional[str] = None,
+    output_format: str = "jsonl",
+    overwrite: bool = False,
+    progress: bool = False,
+    fault_marker: Optional[str] = None,
+) -> RaySummary:
+    """Tag every record of the input on Ray and write a directory of output shards (see the module doc).
+
+    model (Union[str, Path]): a pipeline directory every worker can read (shared
+        storage) or an installed pipeline package name.
+    input_path (Union[str, Path]): a JSONL or Parquet file, a directory of them, or a glob.
+    output_path (Union[str, Path]): the output directory (shards, `_errors/`, `_summary.json`).
+    ray_address (Optional[str]): a cluster to join; None starts a local one on 127.0.0.1.
+    actors (int): actors in the pool, each with the pipeline loaded once.
+    cpus_per_actor (int): CPUs reserved per actor, and its threads.
+    gpus_per_actor (float): GPUs per actor.
+    batch_size (int): records per batch (one output shard).
+    engine (Optional[str]): the component's inference engine, None for the pipeline's own.
+    output_format (str): "jsonl" or "parquet".
+    fault_marker (Optional[str]): test hook, see `BatchTagger`.
+    RETURNS (RaySummary): counts (checked: in = written + errors) and timings.
+    """
+    for name, value in (("actors", actors), ("cpus_per_actor", cpus_per_actor), ("batch_size", batch_size)):
+        check_positive(name, value)
+    if gpus_per_actor < 0:
+        raise ValueError(f"gpus_per_actor must be 0 or more, got {gpus_per_actor}")
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"output format {output_format!r} is not supported with --ray; use one of {OUTPUT_FORMATS}")
+    require_ray()
+    files = input_files(input_path)
+    output = Path(output_path)
+    check_output(
+        output, [f.path for f in files] + ([input_path] if Path(str(input_path)).exists() else []), overwrite=overwrite
+    )
+    if Path(str(model)).exists():
+        model = str(Path(str(model)).resolve())
+    load_for_annotation(model, engine=engine)  # fail here, with a clear message, rather than in every actor
+    partial = output.with_name(output.name + ".partial")
+    if partial.exists():
+        import shutil
+
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    summary = RaySummary(actors=actors)
+    summary.records_in, summary.blank_lines = count_input_records(files)
+    summary.startup_seconds = start_ray(
+        ray_address, num_cpus=None if ray_address else _local_cpus(actors, cpus_per_actor)
+    )
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = progress
+    start = time.perf_counter()
+    sources = {f.path: (f.source, f.fmt) for f in files}
+    dataset = (
+        ray.data.read_binary_files([f.path for f in files], include_paths=True, override_num_blocks=len(files))
+        .flat_map(parse_file, fn_kwargs={"sources": sources}, num_cpus=0.25)
+        .map_batches(
+            BatchTagger,
+            batch_size=batch_size,
+            batch_format="numpy",
+            concurrency=actors,
+            num_cpus=cpus_per_actor,
+            num_gpus=gpus_per_actor or None,
+            fn_constructor_kwargs={
+                "model": str(model),
+                "output_dir": str(partial.resolve()),
+                "output_format": output_format,
+                "engine": engine,
+                "threads": cpus_per_actor,
+                "fault_marker": fault_marker,
+            },
+        )
+    )
+    for stats in dataset.iter_rows():
+        summary.batches += 1
+        summary.words += int(stats["words"])
+        summary.entities.update(json.loads(stats["entities"]))
+        summary.errors.update(json.loads(stats["error_reasons"]))
+        summary.model_load_seconds = max(summary.model_load_seconds, float(stats["load_seconds"]))
+    summary.run_seconds = time.perf_counter() - start
+    summary.records_out, summary.error_records = count_output_records(partial, output_format)
+    if not summary.balanced:
+        raise OutputError(
+            f"{partial}: records in ({summary.records_in}) != records written ({summary.records_out}) + error records "
+            f"({summary.error_records}); the output is left there for inspection"
+        )
+    with atomic_path(partial / SUMMARY_FILE) as tmp:
+        tmp.write_text(json.dumps(summary.to_dict(), indent=2), encoding="utf-8")
+    replace(partial, output)
+    summary.outputs.append(str(output))
+    return summary
+
+
+def _local_cpus(actors: int, cpus_per_actor: int) -> int:
+    """Logical CPUs for a local cluster: the machine's, and at least one more than the actors hold,
+    so the reading tasks are never starved by the actor pool."""
+    return max(os.cpu_count() or 1, actors * cpus_per_actor + 1)
+
+
+def print_ray_summary(summary: RaySummary) -> None:
+    """Records in/out/errors (and the check that they add up), entities, timings."""
+    print(
+        f"records in: {summary.records_in}, written: {summary.records_out}, error records: {summary.error_records} "
+        f"({'adds up' if summary.balanced else 'DOES NOT ADD UP'}); blank lines: {summary.blank_lines}"
+    )
+    for reason, count in summary.errors.items():
+        print(f"error records, {reason}: {count}")
+    if summary.entities:
+        print("entities: " + ", ".join(f"{label} {n}" for label, n in summary.entities.most_common()))
+    print(
+        f"{summary.actors} actor(s), {summary.batches} batches; start-up {summary.startup_seconds:.1f}s, "
+        f"pipeline load {summary.model_load_seconds:.1f}s per actor, run {summary.run_seconds:.1f}s"
+    )
+    for output in summary.outputs:
+        print(f"wrote {output} (errors in {Path(output) / ERRORS_DIR})")
+
+
+def iter_records(output: Union[str, Path]) -> Iterator[Dict[str, Any]]:
+    """The records of a Ray run's output directory (JSONL or Parquet shards), in no particular order."""
+    output = Path(output)
+    for shard in sorted(output.glob("part-*")):
+        if shard.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            yield from pq.read_table(shard).to_pylist()
+        else:
+            for line in shard.open(encoding="utf-8"):
+                yield json.loads(line)

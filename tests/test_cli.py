@@ -1,0 +1,189 @@
+"""The command line, both spellings (`spacy wnut ...`, `python -m spacy_wnut ...`): commands listed,
+options validated before any work, and every user error one line naming the file, line or option."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+import spacy
+from spacy.tokens import DocBin
+
+from util import TRAIN_DATA, train_examples
+
+COMMANDS = [
+    "fetch",
+    "convert",
+    "convert-hf",
+    "evaluate",
+    "tune-bias",
+    "report",
+    "annotate",
+    "import-hf",
+    "export-hf",
+    "train-final",
+    "package-meta",
+]
+SPELLINGS = {
+    "spacy wnut": [sys.executable, "-m", "spacy", "wnut"],
+    "python -m spacy_wnut": [sys.executable, "-m", "spacy_wnut"],
+}
+
+
+def run(spelling, *args, **kwargs):
+    return subprocess.run(SPELLINGS[spelling] + [str(a) for a in args], capture_output=True, text=True, **kwargs)
+
+
+class Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def cli(capsys):
+    """`python -m spacy_wnut ARGS` in this process (the same `main`), for the many error paths."""
+    from spacy_wnut.cli import main
+
+    def call(*args, cwd=None):
+        import os
+
+        old = os.getcwd()
+        if cwd is not None:
+            os.chdir(cwd)
+        try:
+            code = main([str(a) for a in args])
+        finally:
+            os.chdir(old)
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
+    return call
+
+
+@pytest.fixture(scope="module")
+def model_dir(trained_nlp, tmp_path_factory):
+    path = tmp_path_factory.mktemp("model")
+    trained_nlp.to_disk(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def gold(trained_nlp, tmp_path_factory):
+    path = tmp_path_factory.mktemp("gold") / "gold.spacy"
+    DocBin(docs=[eg.reference for eg in train_examples(trained_nlp, TRAIN_DATA)]).to_disk(path)
+    return path
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_help_lists_every_command(spelling):
+    result = run(spelling, "--help")
+    assert result.returncode == 0, result.stderr
+    for command in COMMANDS:
+        assert command in result.stdout, command
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_both_spellings_run_a_command(spelling, model_dir, gold, tmp_path):
+    result = run(spelling, "evaluate", model_dir, gold, "--output", tmp_path / "m.json", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "m.json").exists() and "seqeval" in result.stdout
+    assert "Failed to load" not in result.stderr and "KernelPreference" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args,option",
+    [
+        (["annotate", "m", "in.jsonl", "out.jsonl", "--batch-size", "0"], "--batch-size"),
+        (["annotate", "m", "in.jsonl", "out.jsonl", "--n-process", "0"], "--n-process"),
+        (["evaluate", "m", "d.spacy", "--batch-size", "-1"], "--batch-size"),
+        (["report", "m", "d.spacy", "o.html", "--worst", "-1"], "--worst"),
+        (["convert", "a.conll", "b.spacy", "--n-sents", "0"], "--n-sents"),
+    ],
+)
+def test_numeric_options_are_validated_before_anything_runs(cli, args, option, tmp_path):
+    result = cli(*args, cwd=tmp_path)
+    assert result.returncode == 2 and option in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "grid,problem", [("0,nan", "finite"), ("0,inf", "finite"), ("a,b", "not a comma-separated list"), (",", "empty")]
+)
+def test_bad_grids_are_named(cli, model_dir, gold, tmp_path, grid, problem):
+    result = cli("tune-bias", model_dir, gold, tmp_path / "out", "--grid", grid)
+    assert result.returncode == 1 and "--grid" in result.stderr and problem in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def bad_corpora(tmp_path):
+    nlp = spacy.blank("en")
+    DocBin().to_disk(tmp_path / "empty.spacy")
+    DocBin(docs=[nlp("no entity annotation at all")]).to_disk(tmp_path / "plain.spacy")
+    (tmp_path / "empty-dir").mkdir()
+    return {
+        "empty.spacy": "holds no documents",
+        "plain.spacy": "no document has entity annotation",
+        "empty-dir": "directory holds no .spacy files",
+        "missing.spacy": "no such file or directory",
+    }
+
+
+@pytest.mark.parametrize("command", ["evaluate", "report", "tune-bias"])
+def test_scoring_commands_name_a_corpus_they_cannot_score(cli, command, model_dir, bad_corpora, tmp_path):
+    for name, problem in bad_corpora.items():
+        extra = [tmp_path / f"out-{command}"] if command != "evaluate" else []
+        result = cli(command, model_dir, tmp_path / name, *extra)
+        assert result.returncode == 1, (name, result.stderr)
+        assert f"{tmp_path / name}: {problem}" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        assert not (tmp_path / f"out-{command}").exists()
+
+
+def test_outputs_are_checked_before_the_long_work(cli, model_dir, gold, tmp_path):
+    (tmp_path / "plain").write_text("x")
+    result = cli("report", model_dir, gold, tmp_path / "plain" / "r.html")
+    assert result.returncode == 1 and "plain is a file, not a directory" in result.stderr
+    result = cli("annotate", model_dir, gold, tmp_path / "o.txt")
+    assert result.returncode == 1 and "'txt' is not a supported output format" in result.stderr
+
+
+def test_unsupported_output_format_is_named_not_guessed(cli, model_dir, tmp_path):
+    (tmp_path / "in.txt").write_text("hello\n")
+    result = cli("annotate", model_dir, tmp_path / "in.txt", tmp_path / "out")
+    assert result.returncode == 1 and "cannot tell the output format (no suffix)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "damage,problem",
+    [
+        ("no-cfg", "wnut_ner/cfg: missing"),
+        ("truncated-model", "cannot load the saved weights"),
+        ("no-config", "config.cfg: missing"),
+    ],
+)
+def test_a_damaged_pipeline_is_named_at_load_time(cli, model_dir, tmp_path, damage, problem):
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    if damage == "no-cfg":
+        (broken / "wnut_ner" / "cfg").unlink()
+    elif damage == "truncated-model":
+        data = (broken / "wnut_ner" / "model").read_bytes()
+        (broken / "wnut_ner" / "model").write_bytes(data[: len(data) // 3])
+    else:
+        (broken / "config.cfg").unlink()
+    (tmp_path / "in.txt").write_text("Tom Hanks\n")
+    result = cli("annotate", broken, tmp_path / "in.txt", tmp_path / "out.jsonl")
+    assert result.returncode == 1 and problem in result.stderr and str(broken) in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_programming_error_is_not_dressed_up_as_user_error(monkeypatch):
+    from spacy_wnut import cli
+
+    @cli.user_errors
+    def broken() -> None:
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        broken()

@@ -1,0 +1,87 @@
+"""The default backbone's architecture (DistilBERT: no token type ids, its own module names,
+`DistilBertTokenizerFast`) through the main paths: `spacy train` with the shipped config, every
+engine, and export-hf -> `pipeline()` -> import-hf."""
+
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.cli.train import train
+from spacy.tokens import DocBin
+
+from util import TRAIN_DATA, ents_of, make_nlp, overfit, train_examples
+
+CONFIG = Path(__file__).parents[1] / "configs" / "distilbert.cfg"
+TEXTS = [text for text, _ in TRAIN_DATA] + ["TOM HANKS loves New York", "apple inc is watching game of thrones"]
+
+
+@pytest.fixture(scope="module")
+def trained_with_shipped_config(tiny_distilbert, tmp_path_factory):
+    """`spacy train configs/distilbert.cfg` as shipped (frozen embeddings, casing features), a few steps."""
+    tmp = tmp_path_factory.mktemp("distilbert-train")
+    DocBin(docs=[eg.reference for eg in train_examples(spacy.blank("en"))]).to_disk(tmp / "data.spacy")
+    train(
+        CONFIG,
+        tmp / "out",
+        overrides={
+            "paths.transformer": str(tiny_distilbert),
+            "paths.train": str(tmp / "data.spacy"),
+            "paths.dev": str(tmp / "data.spacy"),
+            "training.max_steps": 12,
+            "training.eval_frequency": 6,
+            "training.max_epochs": 0,
+            "training.logger.progress_bar": None,
+        },
+    )
+    return tmp / "out" / "model-last"
+
+
+def test_shipped_config_trains_a_distilbert_backbone(trained_with_shipped_config, tiny_distilbert):
+    nlp = spacy.load(trained_with_shipped_config)
+    model = nlp.get_pipe("wnut_ner").model
+    encoder = model.get_ref("transformer").transformer
+    assert type(encoder).__name__ == "DistilBertModel"
+    assert not encoder.get_input_embeddings().weight.requires_grad
+    assert "token_type_ids" not in model.get_ref("transformer").tokenizer.model_input_names
+    assert nlp.meta["spacy_wnut_training"]["step"] in (0, 6, 12)
+    docs = list(nlp.pipe(TEXTS))
+    assert len(docs) == len(TEXTS)
+
+
+@pytest.mark.parametrize("engine", ["onnx", "onnx-int8", "torch-int8"])
+def test_every_engine_runs_a_distilbert_pipeline(tiny_distilbert, tmp_path, engine):
+    from spacy_wnut.engines import check_engine
+
+    try:
+        check_engine(engine)
+    except ImportError as err:
+        pytest.skip(str(err))
+    nlp = make_nlp(tiny_distilbert, model={"casing_features": True, "transformer": {"name": str(tiny_distilbert)}})
+    overfit(nlp, steps=60)
+    expected = ents_of(nlp.pipe(TEXTS))
+    assert expected[:4] == [[(s, e, label) for s, e, label in ents] for _, ents in TRAIN_DATA]
+    nlp.to_disk(tmp_path / "model")
+    fast = spacy.load(tmp_path / "model", config={"components": {"wnut_ner": {"engine": engine}}})
+    assert ents_of(fast.pipe(TEXTS)) == expected
+
+
+def test_distilbert_round_trips_through_a_hf_checkpoint_and_pipeline(tiny_distilbert, tmp_path):
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+    from spacy_wnut.hf_checkpoint import export_hf, from_hf
+
+    nlp = make_nlp(tiny_distilbert)
+    overfit(nlp, steps=60)
+    export_hf(nlp, tmp_path / "hf")
+    hf_model = AutoModelForTokenClassification.from_pretrained(tmp_path / "hf")
+    assert type(hf_model).__name__ == "DistilBertForTokenClassification"
+    ner = pipeline(
+        "token-classification",
+        model=hf_model,
+        tokenizer=AutoTokenizer.from_pretrained(tmp_path / "hf"),
+        aggregation_strategy="first",
+    )
+    found = {(e["start"], e["end"], e["entity_group"]) for e in ner("Tom Hanks is watching Game of Thrones")}
+    assert found == {(0, 9, "person"), (22, 37, "creative-work")}
+    imported = from_hf(tmp_path / "hf")
+    assert ents_of(imported.pipe(TEXTS)) == ents_of(nlp.pipe(TEXTS))

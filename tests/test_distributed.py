@@ -1,0 +1,169 @@
+"""annotate on Ray Data (a local cluster on loopback): identical records and entities to one process,
+bad records and pipeline failures as error records, sums checked, a dying worker survived."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spacy_wnut.annotate import annotate
+from spacy_wnut.conll import read_conll
+
+from util import TRAIN_DATA
+
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'spacy-wnut[ray]'")
+pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'spacy-wnut[ray]'")
+
+from spacy_wnut.distributed import ERRORS_DIR, annotate_ray, iter_records, start_ray  # noqa: E402
+
+ASSETS = Path(__file__).parents[1] / "assets"
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    start_ray(None, num_cpus=3)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def model_dir(trained_nlp, tmp_path_factory):
+    path = tmp_path_factory.mktemp("model")
+    trained_nlp.to_disk(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def texts():
+    """WNUT 17 dev sentences and synthetic ones built from the training texts: about 3,000."""
+    wnut = [" ".join(sentence.words) for sentence in read_conll(ASSETS / "emerging.dev.conll")]
+    base = [text for text, _ in TRAIN_DATA]
+    synthetic = [f"{base[i % len(base)]} and {base[(i * 7) % len(base)].lower()} #{i}" for i in range(2000)]
+    return wnut + synthetic
+
+
+@pytest.fixture(scope="module")
+def shards(texts, tmp_path_factory):
+    """The texts in three JSONL shards, with metadata, two bad lines and a blank line."""
+    folder = tmp_path_factory.mktemp("shards")
+    for n in range(3):
+        lines = [json.dumps({"text": text, "id": i, "meta": {"shard": n}}) for i, text in enumerate(texts[n::3])]
+        lines[5] = '{"text": broken json'
+        lines[9] = json.dumps({"no_text": 1})
+        lines.insert(12, "   ")
+        (folder / f"shard-{n}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def keyed(records):
+    return {
+        (r["source"], r["line"]): [(e["start"], e["end"], e["label"], e["text"]) for e in r["entities"]]
+        for r in records
+    }
+
+
+def single_process(model_dir, shards, tmp_path):
+    records = []
+    for shard in sorted(shards.glob("*.jsonl")):
+        out = tmp_path / f"single-{shard.stem}.jsonl"
+        annotate(model_dir, shard, out, progress=False, skip_bad_lines=True)
+        records += [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    return records
+
+
+@pytest.fixture(scope="module")
+def reference(model_dir, shards, tmp_path_factory):
+    return single_process(model_dir, shards, tmp_path_factory.mktemp("single"))
+
+
+def test_ray_output_equals_single_process_output(ray_cluster, model_dir, shards, reference, tmp_path):
+    summary = annotate_ray(model_dir, shards, tmp_path / "out", actors=2, batch_size=64)
+    records = list(iter_records(tmp_path / "out"))
+    assert keyed(records) == keyed(reference) and len(records) == len(reference)
+    by_key = {(r["source"], r["line"]): r for r in reference}
+    for record in records:
+        expected = by_key[(record["source"], record["line"])]
+        assert {k: v for k, v in record.items() if k != "entities"} == {
+            k: v for k, v in expected.items() if k != "entities"
+        }
+        for got, want in zip(record["entities"], expected["entities"]):
+            assert got["score"] == pytest.approx(want["score"], abs=1e-4)
+    assert summary.records_in == summary.records_out + summary.error_records == len(reference) + 6
+    assert summary.blank_lines == 3 and summary.errors == {"invalid JSON": 3, "missing text": 3}
+    errors = [json.loads(line) for shard in (tmp_path / "out" / ERRORS_DIR).glob("*.jsonl") for line in shard.open()]
+    assert sorted((e["source"], e["line"], e["reason"]) for e in errors) == sorted(
+        [(f"shard-{n}.jsonl", 6, "invalid JSON") for n in range(3)]
+        + [(f"shard-{n}.jsonl", 10, "missing text") for n in range(3)]
+    )
+    assert json.loads((tmp_path / "out" / "_summary.json").read_text())["balanced"] is True
+    assert not (tmp_path / "out.partial").exists()
+
+
+def test_a_worker_that_dies_is_replaced_and_its_batch_retried(ray_cluster, model_dir, shards, reference, tmp_path):
+    marker = tmp_path / "fault-happened"
+    summary = annotate_ray(model_dir, shards, tmp_path / "out", actors=2, batch_size=128, fault_marker=str(marker))
+    assert marker.exists()  # one actor process exited on its first batch
+    assert keyed(iter_records(tmp_path / "out")) == keyed(reference)
+    assert summary.balanced and summary.records_out == len(reference)
+
+
+def test_parquet_in_and_out_carry_metadata_columns(ray_cluster, model_dir, texts, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"text": text, "id": i, "lang": "en"} for i, text in enumerate(texts[:300])]
+    rows[3]["text"] = None
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in.parquet")
+    summary = annotate_ray(model_dir, tmp_path / "in.parquet", tmp_path / "out", output_format="parquet", actors=1)
+    records = sorted(iter_records(tmp_path / "out"), key=lambda r: r["line"])
+    assert summary.records_in == 300 and summary.records_out == 299 and summary.errors == {"missing text": 1}
+    assert [r["id"] for r in records] == [i for i in range(300) if i != 3]
+    assert {r["lang"] for r in records} == {"en"} and records[0]["source"] == "in.parquet" and records[0]["line"] == 1
+
+
+def test_a_text_that_makes_the_pipeline_raise_is_an_error_record(ray_cluster, model_dir, tmp_path):
+    too_long = "a " * 500_001  # over spaCy's nlp.max_length: the pipeline raises E088
+    lines = [{"text": "Tom Hanks is watching Game of Thrones"}, {"text": too_long}, {"text": "apple inc rocks"}]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    summary = annotate_ray(model_dir, tmp_path / "in.jsonl", tmp_path / "out")
+    assert summary.records_out == 2 and summary.error_records == 1 and summary.errors == {"pipeline error": 1}
+    (error,) = [json.loads(line) for shard in (tmp_path / "out" / ERRORS_DIR).glob("*.jsonl") for line in shard.open()]
+    assert error["line"] == 2 and "E088" in error["detail"]
+
+
+def test_the_cli_runs_on_ray_and_refuses_an_existing_output(model_dir, shards, tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "spacy_wnut",
+        "annotate",
+        str(model_dir),
+        str(shards / "shard-0.jsonl"),
+        str(tmp_path / "out"),
+        "--ray",
+        "--actors",
+        "1",
+        "--batch-size",
+        "256",
+        "--no-progress",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "adds up" in result.stdout and "error records, invalid JSON: 1" in result.stdout
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 1 and "already exists; pass --overwrite" in again.stderr
+
+
+def test_without_ray_the_message_names_the_extra(monkeypatch):
+    import importlib.util
+
+    from spacy_wnut.distributed import require_ray
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name.startswith("ray") else real(name, *a)
+    )
+    with pytest.raises(ImportError, match=r"pip install 'spacy-wnut\[ray\]'"):
+        require_ray()

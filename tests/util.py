@@ -1,0 +1,61 @@
+"""Test helpers (fixtures are in `conftest.py`): tiny pipelines, training data, comparisons."""
+
+import importlib
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_WORDS = ["the", "new", "york", "apple", "inc", "watching", "game", "of", "thrones", "tom", "hanks"]
+
+
+TRAIN_DATA = [
+    ("I love New York so much", [(7, 15, "location")]),
+    ("Tom Hanks is watching Game of Thrones", [(0, 9, "person"), (22, 37, "creative-work")]),
+    ("apple inc rocks", [(0, 9, "corporation")]),
+    ("nothing here at all", []),
+]
+
+
+def make_nlp(transformer: Path, **config):
+    """A blank English pipeline with one `wnut_ner` on the given transformer directory."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    cfg = {"model": {"transformer": {"name": str(transformer)}}}
+    cfg.update(config)
+    nlp.add_pipe("wnut_ner", config=cfg)
+    return nlp
+
+
+def train_examples(nlp, data=TRAIN_DATA):
+    from spacy.training import Example
+
+    return [Example.from_dict(nlp.make_doc(text), {"entities": ents}) for text, ents in data]
+
+
+def overfit(nlp, data=TRAIN_DATA, steps: int = 60, learn_rate: float = 1e-3):
+    """Train `nlp` on `data` until it has learned it; returns the last losses."""
+    from spacy.util import fix_random_seed
+
+    fix_random_seed(0)
+    examples = train_examples(nlp, data)
+    optimizer = nlp.initialize(lambda: examples)
+    optimizer.learn_rate = learn_rate
+    losses = {}
+    for _ in range(steps):
+        losses = {}
+        nlp.update(examples, sgd=optimizer, losses=losses)
+    return losses
+
+
+def ents_of(docs):
+    """Entities of docs as comparable (start_char, end_char, label) lists."""
+    return [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in docs]
+
+
+def bench_module(name: str):
+    """A module of `bench/` (scripts, not a package), imported as the scripts import each other."""
+    bench = str(ROOT / "bench")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    return importlib.import_module(name)
