@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable, List, Optional
 
+import click
 import typer
 
 from .conll import InputError
@@ -38,6 +39,8 @@ def user_errors(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except Interrupted as stop:
             _fail(str(stop), stop.exit_code)
+        except click.ClickException as err:  # e.g. an unknown `--section.key` override
+            _fail(err.format_message(), 2)
         except (InputError, OutputError, ValueError, OSError, ImportError) as err:
             _fail(str(err))
 
@@ -288,6 +291,7 @@ def train_final_cmd(
     output: Path = Arg(..., help="directory for the final pipeline"),
     train: List[Path] = Opt(..., "--train", help="training data (repeat: train and dev)"),
     dev: Path = Opt(..., "--dev", help="a dev set spaCy can score while training (not used to select)"),
+    gpu_id: int = Opt(-1, "--gpu-id", help="GPU to train on, -1 for the CPU (as for `spacy train`)"),
 ) -> None:
     """Retrain on all labelled data for the step count selected on dev, with the selected entity_bias.
     Extra `--section.key value` options override the config, as for `spacy train`."""
@@ -295,7 +299,8 @@ def train_final_cmd(
 
     from .training import train_final
 
-    info = train_final(config, selected, output, train, dev, overrides=parse_config_overrides(ctx.args))
+    overrides = parse_config_overrides(ctx.args)
+    info = train_final(config, selected, output, train, dev, overrides=overrides, gpu_id=gpu_id)
     print(
         f"wrote {output}: {info['steps']} steps on {', '.join(map(str, train))} (schedule of {info['total_steps']} "
         f"steps), entity_bias {info['entity_bias']:g}"

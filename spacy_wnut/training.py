@@ -108,6 +108,7 @@ def train_final(
     train: List[Union[str, Path]],
     dev: Union[str, Path],
     overrides: Optional[Dict[str, Any]] = None,
+    gpu_id: int = -1,
 ) -> Dict[str, Any]:
     """Retrain `config_path` on all of `train` (e.g. train and dev) for the step count at which
     `selected` was chosen, on the selection run's learning-rate schedule, and save it with
@@ -148,7 +149,7 @@ def train_final(
             "training.eval_frequency": step,
             "training.optimizer.learn_rate.total_steps": total,
         }
-        spacy_train(config_path, Path(tmp) / "out", overrides=final_overrides)
+        spacy_train(config_path, Path(tmp) / "out", use_gpu=gpu_id, overrides=final_overrides)
         nlp = load_pipeline(
             Path(tmp) / "out" / "model-last", config={"components": {"wnut_ner": {"entity_bias": bias}}}
         )

