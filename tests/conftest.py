@@ -71,6 +71,14 @@ def trained_nlp(tiny_transformer):
 
 
 @pytest.fixture(scope="session")
+def model_dir(trained_nlp, tmp_path_factory) -> Path:
+    """`trained_nlp` saved to a directory (shared, read-only), for commands that load a pipeline."""
+    path = tmp_path_factory.mktemp("model")
+    trained_nlp.to_disk(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_distilbert(tmp_path_factory) -> Path:
     """A tiny randomly initialised DistilBERT (the default backbone's architecture: no token type ids,
     its own embedding module names, `DistilBertTokenizerFast`) with the same WordPiece vocab."""

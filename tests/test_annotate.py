@@ -20,13 +20,6 @@ TEXTS = [text for text, _ in TRAIN_DATA]
 GOLD = [[(s, e, label) for s, e, label in ents] for _, ents in TRAIN_DATA]
 
 
-@pytest.fixture(scope="module")
-def model_dir(trained_nlp, tmp_path_factory):
-    path = tmp_path_factory.mktemp("model")
-    trained_nlp.to_disk(path)
-    return path
-
-
 def read_jsonl(path):
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
@@ -333,3 +326,10 @@ def test_a_signal_stops_a_two_process_run_and_resume_completes_it(model_dir, tmp
 def _is_running(pid: int) -> bool:
     with open(f"/proc/{pid}/stat") as stat:
         return stat.read().split()[2] != "Z"
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_text(model_dir, tmp_path):
+    (tmp_path / "in.txt").write_bytes("\ufeff".encode("utf-8") + f"{TEXTS[1]}\n".encode("utf-8"))
+    annotate(model_dir, tmp_path / "in.txt", tmp_path / "out.jsonl", progress=False)
+    (record,) = read_jsonl(tmp_path / "out.jsonl")
+    assert record["text"] == TEXTS[1] and entity_triples([record]) == [GOLD[1]]

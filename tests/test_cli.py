@@ -61,13 +61,6 @@ def cli(capsys):
 
 
 @pytest.fixture(scope="module")
-def model_dir(trained_nlp, tmp_path_factory):
-    path = tmp_path_factory.mktemp("model")
-    trained_nlp.to_disk(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def gold(trained_nlp, tmp_path_factory):
     path = tmp_path_factory.mktemp("gold") / "gold.spacy"
     DocBin(docs=[eg.reference for eg in train_examples(trained_nlp, TRAIN_DATA)]).to_disk(path)

@@ -336,3 +336,15 @@ def test_casing_features_cannot_be_exported(casing_nlp, tmp_path):
 
     with pytest.raises(ValueError, match="spaCy token features"):
         export_hf(casing_nlp, tmp_path)
+
+
+def test_labels_from_data_are_sorted(tiny_transformer):
+    nlp = make_nlp(tiny_transformer)
+    nlp.initialize(lambda: train_examples(nlp))  # first seen: location, person, creative-work, corporation
+    assert nlp.get_pipe("wnut_ner").labels == ("corporation", "creative-work", "location", "person")
+
+
+def test_initialize_without_any_example_is_an_error(tiny_transformer):
+    ner = make_nlp(tiny_transformer).get_pipe("wnut_ner")
+    with pytest.raises(TypeError, match="E930"):  # spaCy's own check; E923 guards what passes it
+        ner.initialize(lambda: [], labels=["person"])
