@@ -83,7 +83,8 @@ def run_spacy_wnut(setup: Setup) -> Dict:
     output = setup.workdir / "spacy-wnut"
     if setup.pipeline:
         nlp = spacy.load(setup.pipeline)
-        nlp.to_disk(output / "model-tuned")
+        output.mkdir(parents=True, exist_ok=True)
+        nlp.to_disk(output / "model-tuned")  # where the other engines' systems load it from
         result = _evaluate_spacy(nlp, setup, None, _dev_f(nlp, setup))
         result["entity_bias"] = nlp.get_pipe("wnut_ner").entity_bias
         result["pipeline"] = setup.pipeline

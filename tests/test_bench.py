@@ -108,3 +108,23 @@ def test_seed_study_reports_each_seed_and_the_spread(tiny_transformer, tmp_path)
     tests = [run["test"]["f"] for run in payload["runs"].values()]
     assert payload["summary"]["test"]["mean"] == sum(tests) / 2 and payload["summary"]["test"]["n"] == 2
     assert "test F1 over 2 seed(s): mean" in result.stdout
+
+
+def test_benchmark_of_a_trained_pipeline_measures_it_beside_the_raw_encoder(trained_nlp, tiny_transformer, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs = [eg.reference for eg in train_examples(spacy.blank("en"))]
+    for split in ("train", "dev", "test"):
+        DocBin(docs=docs).to_disk(corpus / f"{split}.spacy")
+    trained_nlp.to_disk(tmp_path / "pipeline")
+    command = [sys.executable, str(BENCH), "--backbone", str(tiny_transformer), "--corpus", str(corpus), "--quick"]
+    command += ["--pipeline", str(tmp_path / "pipeline"), "--systems", "spacy-wnut,raw-encoder-forward"]
+    command += ["--results", str(tmp_path / "results"), "--workdir", str(tmp_path / "work" / "not-yet-made")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    [json_path] = (tmp_path / "results").glob("*-quick.json")
+    results = json.loads(json_path.read_text())["results"]
+    assert set(results) == {"spacy-wnut", "raw-encoder-forward"}
+    assert results["spacy-wnut"]["train_seconds"] is None
+    assert results["spacy-wnut"]["pipeline"] == str((tmp_path / "pipeline").resolve())
+    assert all(results[name]["words_per_second"]["1"] > 0 for name in results)
