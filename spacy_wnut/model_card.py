@@ -54,7 +54,7 @@ def package_meta(
         ),
         license=DATA_LICENSE,
         author=meta.get("author") or "spacy-wnut",
-        url="https://github.com/leondz/emerging_entities_17",
+        url=meta.get("url") or "",  # the pipeline's own home page, not the data's
         sources=[
             {
                 "name": "WNUT 17 (Emerging and Rare Entities)",
