@@ -180,3 +180,11 @@ def test_a_programming_error_is_not_dressed_up_as_user_error(monkeypatch):
 
     with pytest.raises(KeyError):
         broken()
+
+
+def test_an_option_that_is_neither_the_commands_nor_a_config_override_is_one_line(cli, tmp_path):
+    result = cli(
+        "train-final", "c.cfg", tmp_path / "sel", tmp_path / "out", "--train", "t", "--dev", "d", "--bogus", "1"
+    )
+    assert result.returncode == 2 and "No such option '--bogus'" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
