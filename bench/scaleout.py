@@ -50,11 +50,15 @@ def single_process(pipeline: str, source: Path, workdir: Path, batch_size: int) 
 
 
 def ray_run(pipeline: str, source: Path, workdir: Path, actors: int, batch_size: int) -> Dict:
+    import ray
+
     from spacy_wnut.distributed import annotate_ray
 
+    # Each row starts its own local cluster, sized for its actors; its start-up is part of the row.
     summary = annotate_ray(
         pipeline, source, workdir / f"ray-{actors}", actors=actors, batch_size=batch_size, overwrite=True
     )
+    ray.shutdown()
     assert summary.balanced
     return {
         "ray_start_seconds": summary.startup_seconds,

@@ -21,8 +21,10 @@ Nothing is lost or doubled:
 import glob as globbing
 import hashlib
 import json
+import math
 import os
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,8 @@ from .records import BadRecord, Record, is_blank, output_row, parse_line, record
 RAY_HINT = "pip install 'spacy-wnut[ray]'"
 INPUT_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 OUTPUT_FORMATS = ("jsonl", "parquet")
+# CPUs reserved by each task that reads and parses an input file.
+READ_CPUS = 0.25
 ERRORS_DIR, SUMMARY_FILE = "_errors", "_summary.json"
 
 
@@ -306,6 +310,44 @@ def count_output_records(output: Path, fmt: str) -> Tuple[int, int]:
     return records, errors
 
 
+def _actor_pool(actors: int) -> Dict[str, Any]:
+    """`map_batches` arguments for a pool of `actors` actors, as this Ray spells them."""
+    import ray
+    from ray.data import ActorPoolStrategy
+
+    version = tuple(int(part) for part in ray.__version__.split(".")[:2] if part.isdigit())
+    # Ray 2.51 deprecated `concurrency` for callable classes in favour of `compute`;
+    # the releases before it (from 2.9, the oldest supported) take `concurrency`.
+    if version >= (2, 51):
+        return {"compute": ActorPoolStrategy(size=actors)}
+    return {"concurrency": actors}
+
+
+def _read_cpus() -> Dict[str, Any]:
+    """`read_binary_files` arguments reserving `READ_CPUS` per read task, as this Ray spells them."""
+    import inspect
+
+    import ray.data
+
+    # Newer Ray takes `num_cpus` and deprecates `ray_remote_args`; older Ray has only the latter.
+    if "num_cpus" in inspect.signature(ray.data.read_binary_files).parameters:
+        return {"num_cpus": READ_CPUS}
+    return {"ray_remote_args": {"num_cpus": READ_CPUS}}
+
+
+def _blocks_of(dataset: "ray.data.Dataset", rows: int, total_rows: int) -> "ray.data.Dataset":  # noqa: F821
+    """The dataset cut into blocks of about `rows` rows.
+
+    Ray Data reads a file as one block and gives a block to one actor, so
+    without this a single input file would keep every actor but one idle.
+    """
+    import inspect
+
+    if "target_num_rows_per_block" in inspect.signature(dataset.repartition).parameters:
+        return dataset.repartition(target_num_rows_per_block=rows)  # streaming
+    return dataset.repartition(max(1, math.ceil(total_rows / rows)))  # older Ray: a barrier, still correct
+
+
 def annotate_ray(
     model: Union[str, Path],
     input_path: Union[str, Path],
@@ -350,45 +392,53 @@ def annotate_ray(
     check_output(
         output, [f.path for f in files] + ([input_path] if Path(str(input_path)).exists() else []), overwrite=overwrite
     )
+    import spacy
+
     if Path(str(model)).exists():
         model = str(Path(str(model)).resolve())
-    load_for_annotation(model, engine=engine)  # fail here, with a clear message, rather than in every actor
+    if Path(str(model)).exists() or spacy.util.is_package(str(model)):
+        # Fail here, with a clear message, rather than in every actor. A package that only the
+        # workers have (installed through Ray's runtime_env) is checked by them.
+        load_for_annotation(model, engine=engine)
+    summary = RaySummary(actors=actors)
+    summary.startup_seconds = start_ray(
+        ray_address, num_cpus=None if ray_address else _local_cpus(actors, cpus_per_actor)
+    )
+    check_cluster_cpus(actors, cpus_per_actor, joined=bool(ray_address))
     partial = output.with_name(output.name + ".partial")
     if partial.exists():
         import shutil
 
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
-    summary = RaySummary(actors=actors)
     summary.records_in, summary.blank_lines = count_input_records(files)
-    summary.startup_seconds = start_ray(
-        ray_address, num_cpus=None if ray_address else _local_cpus(actors, cpus_per_actor)
-    )
     import ray.data
 
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = progress
     start = time.perf_counter()
     sources = {f.path: (f.source, f.fmt) for f in files}
-    dataset = (
-        ray.data.read_binary_files([f.path for f in files], include_paths=True, override_num_blocks=len(files))
-        .flat_map(parse_file, fn_kwargs={"sources": sources}, num_cpus=0.25)
-        .map_batches(
-            BatchTagger,
-            batch_size=batch_size,
-            batch_format="numpy",
-            concurrency=actors,
-            num_cpus=cpus_per_actor,
-            num_gpus=gpus_per_actor or None,
-            fn_constructor_kwargs={
-                "model": str(model),
-                "output_dir": str(partial.resolve()),
-                "output_format": output_format,
-                "engine": engine,
-                "threads": cpus_per_actor,
-                "fault_marker": fault_marker,
-            },
-        )
+    dataset = ray.data.read_binary_files(
+        [f.path for f in files],
+        include_paths=True,
+        override_num_blocks=len(files),
+        **_read_cpus(),
+    ).flat_map(parse_file, fn_kwargs={"sources": sources}, num_cpus=READ_CPUS)
+    dataset = _blocks_of(dataset, batch_size, summary.records_in + summary.blank_lines).map_batches(
+        BatchTagger,
+        batch_size=batch_size,
+        batch_format="numpy",
+        **_actor_pool(actors),
+        num_cpus=cpus_per_actor,
+        num_gpus=gpus_per_actor or None,
+        fn_constructor_kwargs={
+            "model": str(model),
+            "output_dir": str(partial.resolve()),
+            "output_format": output_format,
+            "engine": engine,
+            "threads": cpus_per_actor,
+            "fault_marker": fault_marker,
+        },
     )
     for stats in dataset.iter_rows():
         summary.batches += 1
@@ -411,9 +461,33 @@ def annotate_ray(
 
 
 def _local_cpus(actors: int, cpus_per_actor: int) -> int:
-    """Logical CPUs for a local cluster: the machine's, and at least one more than the actors hold,
-    so the reading tasks are never starved by the actor pool."""
-    return max(os.cpu_count() or 1, actors * cpus_per_actor + 1)
+    """Logical CPUs for a local cluster: the machine's, and at least enough for the actors and the
+    reading tasks (`check_cluster_cpus`)."""
+    return max(os.cpu_count() or 1, math.ceil(actors * cpus_per_actor + READ_CPUS))
+
+
+def check_cluster_cpus(actors: int, cpus_per_actor: int, joined: bool) -> None:
+    """Refuse (local cluster) or warn about (joined cluster) a pool that leaves no CPU for reading.
+
+    The actors hold their CPUs for the whole run; if the cluster has no
+    `READ_CPUS` left beside them, the tasks that read the input never start
+    and the run waits for ever. A joined cluster may still grow (autoscaling),
+    so there it is a warning.
+    """
+    import ray
+
+    total = float(ray.cluster_resources().get("CPU", 0.0))
+    need = actors * cpus_per_actor + READ_CPUS
+    if total >= need:
+        return
+    message = (
+        f"the Ray cluster has {total:g} CPU(s), but {actors} actor(s) x {cpus_per_actor} CPU(s) plus {READ_CPUS:g} "
+        f"for reading the input need {need:g}: use fewer --actors or --cpus-per-actor"
+    )
+    if joined:
+        warnings.warn(message + " (the run waits unless the cluster adds nodes)", stacklevel=3)
+        return
+    raise ValueError(message + "; this process's local Ray was started earlier with fewer CPUs (ray.shutdown() it)")
 
 
 def print_ray_summary(summary: RaySummary) -> None:

@@ -16,7 +16,7 @@ from util import TRAIN_DATA
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'spacy-wnut[ray]'")
 pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'spacy-wnut[ray]'")
 
-from spacy_wnut.distributed import ERRORS_DIR, annotate_ray, iter_records, start_ray  # noqa: E402
+from spacy_wnut.distributed import ERRORS_DIR, _blocks_of, annotate_ray, iter_records, start_ray  # noqa: E402
 
 ASSETS = Path(__file__).parents[1] / "assets"
 
@@ -26,13 +26,6 @@ def ray_cluster():
     start_ray(None, num_cpus=3)
     yield
     ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def model_dir(trained_nlp, tmp_path_factory):
-    path = tmp_path_factory.mktemp("model")
-    trained_nlp.to_disk(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +124,20 @@ def test_a_text_that_makes_the_pipeline_raise_is_an_error_record(ray_cluster, mo
     assert summary.records_out == 2 and summary.error_records == 1 and summary.errors == {"pipeline error": 1}
     (error,) = [json.loads(line) for shard in (tmp_path / "out" / ERRORS_DIR).glob("*.jsonl") for line in shard.open()]
     assert error["line"] == 2 and "E088" in error["detail"]
+
+
+def test_one_input_file_is_cut_into_blocks_so_that_every_actor_gets_work(ray_cluster):
+    # Ray Data reads a file as one block and hands a block to one actor.
+    dataset = ray.data.from_items([{"i": i} for i in range(1000)], override_num_blocks=1)
+    blocks = _blocks_of(dataset, 64, 1000).materialize()
+    assert blocks.num_blocks() >= 1000 // 64 and sorted(row["i"] for row in blocks.take_all()) == list(range(1000))
+
+
+def test_a_pool_that_leaves_no_cpu_for_reading_is_refused_not_left_waiting(ray_cluster, model_dir, shards, tmp_path):
+    # The fixture's local cluster has 3 CPUs: 3 actors of 1 CPU leave none for the tasks that read the input.
+    with pytest.raises(ValueError, match=r"has 3 CPU\(s\).*need 3\.25: use fewer --actors"):
+        annotate_ray(model_dir, shards, tmp_path / "out", actors=3)
+    assert not (tmp_path / "out.partial").exists() and not (tmp_path / "out").exists()
 
 
 def test_the_cli_runs_on_ray_and_refuses_an_existing_output(model_dir, shards, tmp_path):
