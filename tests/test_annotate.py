@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -14,7 +13,7 @@ from spacy.tokens import DocBin
 from spacy_wnut.annotate import annotate
 from spacy_wnut.conll import InputError
 
-from util import TRAIN_DATA, ents_of
+from util import TRAIN_DATA, ents_of, wnut_command
 
 TEXTS = [text for text, _ in TRAIN_DATA]
 GOLD = [[(s, e, label) for s, e, label in ents] for _, ents in TRAIN_DATA]
@@ -94,10 +93,7 @@ def test_cli_n_process_2_equals_1_and_prints_the_summary(model_dir, tmp_path):
     for n_process in (1, 2):
         out = tmp_path / f"out{n_process}.jsonl"
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "spacy_wnut",
+            wnut_command(
                 "annotate",
                 str(model_dir),
                 str(source),
@@ -107,7 +103,7 @@ def test_cli_n_process_2_equals_1_and_prints_the_summary(model_dir, tmp_path):
                 "--batch-size",
                 "4",
                 "--skip-bad-lines",
-            ],
+            ),
             capture_output=True,
             text=True,
             timeout=300,
@@ -122,15 +118,7 @@ def test_cli_n_process_2_equals_1_and_prints_the_summary(model_dir, tmp_path):
 def test_cli_errors_name_the_problem(model_dir, tmp_path):
     (tmp_path / "in.csv").write_text("a,b\n")
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "spacy_wnut",
-            "annotate",
-            str(model_dir),
-            str(tmp_path / "in.csv"),
-            str(tmp_path / "o.jsonl"),
-        ],
+        wnut_command("annotate", str(model_dir), str(tmp_path / "in.csv"), str(tmp_path / "o.jsonl")),
         capture_output=True,
         text=True,
     )
@@ -281,20 +269,9 @@ def test_a_signal_stops_a_two_process_run_and_resume_completes_it(model_dir, tmp
     texts = [f"{TEXTS[i % len(TEXTS)]} number {i}" for i in range(6_000)]
     source = write_jsonl(tmp_path / "in.jsonl", texts, start=1)
     out, partial = tmp_path / "out.jsonl", tmp_path / "out.jsonl.partial"
-    command = [
-        sys.executable,
-        "-m",
-        "spacy_wnut",
-        "annotate",
-        str(model_dir),
-        str(source),
-        str(out),
-        "--n-process",
-        "2",
-        "--batch-size",
-        "16",
-        "--no-progress",
-    ]
+    command = wnut_command(
+        "annotate", str(model_dir), str(source), str(out), "--n-process", "2", "--batch-size", "16", "--no-progress"
+    )
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while not (partial.exists() and partial.stat().st_size > 20_000):

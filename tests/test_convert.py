@@ -1,7 +1,6 @@
 """CoNLL and HF datasets -> DocBin: exact entities, grouping, summaries, real-file counts."""
 
 import subprocess
-import sys
 
 import pytest
 import spacy
@@ -9,6 +8,8 @@ from spacy.tokens import DocBin
 
 from spacy_wnut.conll import InputError, read_conll
 from spacy_wnut.convert import convert_conll, convert_hf_dataset, doc_to_iob
+
+from util import wnut_command
 
 SPLITS = {
     "wnut17train.conll": (3394, 62730),
@@ -46,7 +47,7 @@ def test_repairs_are_counted_in_summary(write_conll, tmp_path):
 def test_cli_exits_nonzero_with_location_on_bad_input(write_conll, tmp_path):
     path = write_conll("a\tO\nb\tB-nope\n")
     result = subprocess.run(
-        [sys.executable, "-m", "spacy_wnut", "convert", str(path), str(tmp_path / "o.spacy")],
+        wnut_command("convert", str(path), str(tmp_path / "o.spacy")),
         capture_output=True,
         text=True,
     )
@@ -58,7 +59,7 @@ def test_cli_exits_nonzero_with_location_on_bad_input(write_conll, tmp_path):
 def test_cli_prints_summary_with_entities_per_type(write_conll, tmp_path):
     path = write_conll("a\tB-person\nb\tI-location\n")
     result = subprocess.run(
-        [sys.executable, "-m", "spacy_wnut", "convert", str(path), str(tmp_path / "o.spacy")],
+        wnut_command("convert", str(path), str(tmp_path / "o.spacy")),
         capture_output=True,
         text=True,
         check=True,

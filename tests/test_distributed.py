@@ -3,7 +3,6 @@ bad records and pipeline failures as error records, sums checked, a dying worker
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from spacy_wnut.annotate import annotate
 from spacy_wnut.conll import read_conll
 
-from util import TRAIN_DATA
+from util import TRAIN_DATA, wnut_command
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'spacy-wnut[ray]'")
 pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'spacy-wnut[ray]'")
@@ -141,10 +140,7 @@ def test_a_pool_that_leaves_no_cpu_for_reading_is_refused_not_left_waiting(ray_c
 
 
 def test_the_cli_runs_on_ray_and_refuses_an_existing_output(model_dir, shards, tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "spacy_wnut",
+    command = wnut_command(
         "annotate",
         str(model_dir),
         str(shards / "shard-0.jsonl"),
@@ -155,7 +151,7 @@ def test_the_cli_runs_on_ray_and_refuses_an_existing_output(model_dir, shards, t
         "--batch-size",
         "256",
         "--no-progress",
-    ]
+    )
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "adds up" in result.stdout and "error records, invalid JSON: 1" in result.stdout

@@ -15,7 +15,7 @@ from transformers import AutoModelForTokenClassification, BertForTokenClassifica
 
 from spacy_wnut.hf_checkpoint import export_hf, from_hf, pipeline_words_doc
 
-from util import TRAIN_DATA, bench_module, ents_of, make_nlp, train_examples
+from util import TRAIN_DATA, bench_module, ents_of, make_nlp, train_examples, wnut_command
 
 has_invalid_i_start = bench_module("hf_parity").has_invalid_i_start
 pipeline_word_tags = bench_module("hf_parity").pipeline_word_tags
@@ -225,7 +225,7 @@ def test_cli_round_trip_and_errors(trained_nlp, tmp_path):
     trained_nlp.to_disk(tmp_path / "pipeline")
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "spacy_wnut", *map(str, args)], capture_output=True, text=True)
+        return subprocess.run(wnut_command(*args), capture_output=True, text=True)
 
     out = cli("export-hf", tmp_path / "pipeline", tmp_path / "hf")
     assert out.returncode == 0, out.stderr

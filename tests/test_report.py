@@ -1,7 +1,6 @@
 """The evaluation report: scores side by side, confusion matrix, charts, worst sentences."""
 
 import subprocess
-import sys
 
 import numpy
 from spacy.tokens import DocBin
@@ -9,7 +8,7 @@ from spacy.training import Example
 
 from spacy_wnut.report import build_report, confusion_matrix, render_html, summary_text
 
-from util import TRAIN_DATA, train_examples
+from util import TRAIN_DATA, train_examples, wnut_command
 
 
 def examples_with_one_mistake(nlp):
@@ -42,15 +41,9 @@ def test_report_cli_writes_the_page(trained_nlp, tmp_path):
     trained_nlp.to_disk(tmp_path / "model")
     DocBin(docs=[eg.reference for eg in train_examples(trained_nlp, TRAIN_DATA)]).to_disk(tmp_path / "test.spacy")
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "spacy_wnut",
-            "report",
-            str(tmp_path / "model"),
-            str(tmp_path / "test.spacy"),
-            str(tmp_path / "out" / "report.html"),
-        ],
+        wnut_command(
+            "report", str(tmp_path / "model"), str(tmp_path / "test.spacy"), str(tmp_path / "out" / "report.html")
+        ),
         capture_output=True,
         text=True,
     )

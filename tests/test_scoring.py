@@ -2,7 +2,6 @@
 
 import json
 import subprocess
-import sys
 from itertools import islice
 
 import pytest
@@ -13,7 +12,7 @@ from spacy.training import Example
 from spacy_wnut.convert import convert_conll
 from spacy_wnut.scoring import evaluate, seqeval_scores
 
-from util import make_nlp, overfit
+from util import make_nlp, overfit, wnut_command
 
 
 def assert_scores_agree(spacy_scores, seq):
@@ -88,17 +87,14 @@ def test_evaluate_cli_writes_both_scores(trained_nlp, tmp_path):
     trained_nlp.to_disk(tmp_path / "model")
     DocBin(docs=[eg.reference for eg in train_examples(trained_nlp, TRAIN_DATA)]).to_disk(tmp_path / "d.spacy")
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "spacy_wnut",
+        wnut_command(
             "evaluate",
             str(tmp_path / "model"),
             str(tmp_path / "d.spacy"),
             "--output",
             str(tmp_path / "m.json"),
             "--no-progress",
-        ],
+        ),
         capture_output=True,
         text=True,
         check=True,

@@ -1,7 +1,6 @@
 """`entity_bias` decoding and its tuning on a dev set."""
 
 import subprocess
-import sys
 
 import pytest
 import spacy
@@ -13,7 +12,7 @@ from spacy.training import Example
 from spacy_wnut.decode import decode_entities
 from spacy_wnut.tune import BiasScore, best_bias, score_biases
 
-from util import TRAIN_DATA, ents_of, make_nlp, train_examples
+from util import TRAIN_DATA, ents_of, make_nlp, train_examples, wnut_command
 
 TEXTS = [text for text, _ in TRAIN_DATA]
 
@@ -84,17 +83,14 @@ def test_tune_bias_cli_writes_a_pipeline_with_the_chosen_bias(trained_nlp, tmp_p
     trained_nlp.to_disk(tmp_path / "model")
     DocBin(docs=[eg.reference for eg in train_examples(trained_nlp)]).to_disk(tmp_path / "dev.spacy")
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "spacy_wnut",
+        wnut_command(
             "tune-bias",
             str(tmp_path / "model"),
             str(tmp_path / "dev.spacy"),
             str(tmp_path / "tuned"),
             "--grid",
             "0,1,-40",
-        ],
+        ),
         capture_output=True,
         text=True,
     )
@@ -108,15 +104,7 @@ def test_tune_bias_cli_writes_a_pipeline_with_the_chosen_bias(trained_nlp, tmp_p
 def test_tune_bias_cli_reports_a_missing_dev_file(trained_nlp, tmp_path):
     trained_nlp.to_disk(tmp_path / "model")
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "spacy_wnut",
-            "tune-bias",
-            str(tmp_path / "model"),
-            str(tmp_path / "nope.spacy"),
-            str(tmp_path / "tuned"),
-        ],
+        wnut_command("tune-bias", str(tmp_path / "model"), str(tmp_path / "nope.spacy"), str(tmp_path / "tuned")),
         capture_output=True,
         text=True,
     )

@@ -59,3 +59,8 @@ def bench_module(name: str):
     if bench not in sys.path:
         sys.path.insert(0, bench)
     return importlib.import_module(name)
+
+
+def wnut_command(*args) -> list:
+    """The command line `python -m spacy_wnut ARGS` (arguments as strings), for `subprocess`."""
+    return [sys.executable, "-m", "spacy_wnut", *map(str, args)]
