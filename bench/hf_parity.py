@@ -34,7 +34,7 @@ import srsly
 from spacy.tokens import Doc, DocBin
 from transformers import pipeline
 
-from spacy_wnut.hf_checkpoint import export_hf, from_hf, pipeline_words_doc
+from spacy_wnut.tools.hf_checkpoint import export_hf, from_hf, pipeline_words_doc
 
 from measure import plain_copy
 

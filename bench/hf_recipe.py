@@ -21,8 +21,8 @@ import spacy
 from seqeval.metrics import f1_score
 from spacy.tokens import DocBin
 
-from spacy_wnut.convert import doc_to_iob
-from spacy_wnut.decode import TagScheme
+from spacy_wnut.data.convert import doc_to_iob
+from spacy_wnut.pipeline.decode import TagScheme
 
 # The tutorial's hyper-parameters (lr 2e-5, batch 16, 2 epochs, weight decay 0.01).
 TUTORIAL = {"learning_rate": 2e-5, "epochs": 2.0, "batch_size": 16, "weight_decay": 0.01}

@@ -15,7 +15,7 @@ import transformers
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
-from spacy_wnut.scoring import seqeval_scores
+from spacy_wnut.tools.scoring import seqeval_scores
 
 CharEntities = List[Tuple[int, int, str]]
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def make_input(path: Path, n: int) -> int:
     """`n` JSONL records cycling through WNUT 17 test and dev sentences; returns their words."""
-    from spacy_wnut.conll import read_conll
+    from spacy_wnut.data.conll import read_conll
 
     sentences = [
         s.words
@@ -40,7 +40,7 @@ def make_input(path: Path, n: int) -> int:
 
 
 def single_process(pipeline: str, source: Path, workdir: Path, batch_size: int) -> Dict:
-    from spacy_wnut.annotate import annotate, load_for_annotation
+    from spacy_wnut.tools.annotate import annotate, load_for_annotation
 
     start = time.perf_counter()
     nlp = load_for_annotation(pipeline)
@@ -52,7 +52,7 @@ def single_process(pipeline: str, source: Path, workdir: Path, batch_size: int) 
 def ray_run(pipeline: str, source: Path, workdir: Path, actors: int, batch_size: int) -> Dict:
     import ray
 
-    from spacy_wnut.distributed import annotate_ray
+    from spacy_wnut.tools.distributed import annotate_ray
 
     # Each row starts its own local cluster, sized for its actors; its start-up is part of the row.
     summary = annotate_ray(

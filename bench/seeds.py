@@ -45,8 +45,8 @@ def score_seed(output: Path, dev: Path, test: Optional[Path]) -> Dict:
     """Tune `entity_bias` on dev for `output/model-best`, save `model-tuned`, score dev (and test)."""
     import spacy
 
-    from spacy_wnut.scoring import evaluate
-    from spacy_wnut.tune import tune_entity_bias
+    from spacy_wnut.tools.scoring import evaluate
+    from spacy_wnut.training.tune import tune_entity_bias
 
     nlp = spacy.load(output / "model-best")
     best, _ = tune_entity_bias(nlp, dev)

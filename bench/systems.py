@@ -78,7 +78,7 @@ def _spacy_train(config: Path, output: Path, overrides: Dict) -> float:
 def run_spacy_wnut(setup: Setup) -> Dict:
     """This package: `spacy train` with configs/distilbert.cfg, then `tune-bias` on dev (the project's steps);
     or, with `--pipeline`, that trained pipeline (no training measured)."""
-    from spacy_wnut.tune import tune_entity_bias
+    from spacy_wnut.training.tune import tune_entity_bias
 
     output = setup.workdir / "spacy-wnut"
     if setup.pipeline:
@@ -111,7 +111,7 @@ def run_spacy_wnut(setup: Setup) -> Dict:
 
 def _run_spacy_wnut_engine(setup: Setup, engine: str) -> Dict:
     """The pipeline spacy-wnut trained in this run, predicting with another inference engine."""
-    from spacy_wnut.engines import check_engine
+    from spacy_wnut.pipeline.engines import check_engine
 
     try:
         check_engine(engine)
@@ -152,7 +152,7 @@ def run_spacy_default(setup: Setup) -> Dict:
     config_path = setup.workdir / "spacy-default.cfg"
     init_config(lang="en", pipeline=["ner"], gpu=True).to_disk(config_path)
     output = setup.workdir / "spacy-default"
-    from spacy_wnut.backbones import resolve_backbone
+    from spacy_wnut.ml.backbones import resolve_backbone
 
     seconds = _spacy_train(
         config_path,
@@ -173,7 +173,7 @@ def run_spacy_default(setup: Setup) -> Dict:
 def _run_hf_recipe(setup: Setup, name: str, hyper: Dict) -> Dict:
     from transformers import pipeline
 
-    from spacy_wnut.backbones import resolve_backbone
+    from spacy_wnut.ml.backbones import resolve_backbone
 
     from hf_recipe import train as hf_train
 
@@ -235,7 +235,7 @@ def run_raw_encoder(setup: Setup) -> Dict:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from spacy_wnut.backbones import resolve_backbone
+    from spacy_wnut.ml.backbones import resolve_backbone
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(setup.backbone))
     model = AutoModel.from_pretrained(resolve_backbone(setup.backbone)).eval()

@@ -1,21 +1,44 @@
 """spacy-wnut: transformer subword NER for spaCy, shown end to end on WNUT 17."""
 
+import importlib
 import logging
+from typing import Any
 
-from .conll import WNUT17_LABELS, InputError, read_conll
-from .convert import ConversionSummary, convert_conll, convert_hf_dataset
+from .data.conll import WNUT17_LABELS, read_conll
+from .data.convert import ConversionSummary, convert_conll, convert_hf_dataset
+from .errors import ConfigError, InputError, MissingExtra, OutputError, UserError
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
+
+# Loaded on first use, so that `import spacy_wnut` stays light.
+_LAZY = {
+    "SubwordNER": "pipeline.component",
+    "load_pipeline": "pipeline.component",
+    "export_runtime": "tools.runtime_export",
+    "annotate": "tools.annotate",
+    "run_evaluation": "tools.scoring",
+}
 
 __all__ = [
     "WNUT17_LABELS",
-    "InputError",
     "read_conll",
     "ConversionSummary",
     "convert_conll",
     "convert_hf_dataset",
+    "UserError",
+    "InputError",
+    "OutputError",
+    "ConfigError",
+    "MissingExtra",
     "__version__",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'spacy_wnut' has no attribute {name!r}")
 
 
 class _UnusableKernelNotices(logging.Filter):

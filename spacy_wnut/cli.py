@@ -14,8 +14,7 @@ from typing import Callable, List, Optional
 import click
 import typer
 
-from .conll import InputError
-from .outputs import OutputError
+from .errors import UserError
 
 HELP = "spacy-wnut: transformer subword NER for spaCy (WNUT 17): convert, tag, score, tune, package."
 app = typer.Typer(name="wnut", help=HELP, no_args_is_help=True, add_completion=False)
@@ -33,7 +32,7 @@ def user_errors(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def run(*args, **kwargs):
-        from .annotate import Interrupted
+        from .tools.annotate import Interrupted
 
         try:
             return command(*args, **kwargs)
@@ -41,7 +40,7 @@ def user_errors(command: Callable) -> Callable:
             _fail(str(stop), stop.exit_code)
         except click.ClickException as err:  # e.g. an unknown `--section.key` override
             _fail(err.format_message(), 2)
-        except (InputError, OutputError, ValueError, OSError, ImportError) as err:
+        except (UserError, ValueError, OSError, ImportError) as err:
             _fail(str(err))
 
     return run
@@ -54,7 +53,7 @@ def fetch_cmd(
     mirror: Optional[str] = Opt(None, "--mirror", help="local directory holding copies (used before the URLs)"),
 ) -> None:
     """Fetch the three WNUT 17 files, sha256-verified (kept if already there)."""
-    from .assets import fetch_wnut17
+    from .data.assets import fetch_wnut17
 
     fetch_wnut17(dest, mirror=mirror or None)
 
@@ -70,8 +69,8 @@ def convert_cmd(
     no_progress: bool = Opt(False, "--no-progress", help="hide the progress bar"),
 ) -> None:
     """Convert WNUT-style CoNLL to a spaCy DocBin, reporting every repair."""
-    from .conll import WNUT17_LABELS
-    from .convert import convert_conll, print_summary
+    from .data.conll import WNUT17_LABELS
+    from .data.convert import convert_conll, print_summary
 
     summary = convert_conll(
         input,
@@ -99,7 +98,7 @@ def convert_hf_cmd(
     """Convert a Hugging Face token-classification dataset to DocBins."""
     import datasets
 
-    from .convert import convert_hf_dataset, print_summary
+    from .data.convert import convert_hf_dataset, print_summary
 
     summaries = convert_hf_dataset(
         datasets.load_dataset(dataset, config),
@@ -125,7 +124,7 @@ def evaluate_cmd(
     no_progress: bool = Opt(False, "--no-progress"),
 ) -> None:
     """spaCy's and seqeval's entity scores of a pipeline, side by side."""
-    from .scoring import print_scores, run_evaluation
+    from .tools.scoring import print_scores, run_evaluation
 
     print_scores(
         run_evaluation(
@@ -147,7 +146,7 @@ def tune_bias_cmd(
     no_gold_preproc: bool = Opt(False, "--no-gold-preproc"),
 ) -> None:
     """Pick the component's entity_bias on a dev set; save the pipeline with it."""
-    from .tune import parse_grid, print_bias_scores, tune_and_save
+    from .training.tune import parse_grid, print_bias_scores, tune_and_save
 
     result = tune_and_save(
         model,
@@ -171,7 +170,7 @@ def report_cmd(
     batch_size: int = Opt(64, "--batch-size", min=1),
 ) -> None:
     """One self-contained HTML evaluation report: scores, charts, the worst sentences."""
-    from .report import write_report
+    from .tools.report import write_report
 
     print(write_report(model, data, output, n_worst=worst, batch_size=batch_size))
     print(f"wrote {output}")
@@ -213,7 +212,7 @@ def annotate_cmd(
 ) -> None:
     """Tag text, JSONL or DocBin input; write JSONL, DocBin shards or HTML (or, with --ray, shards on a Ray cluster)."""
     if ray:
-        from .distributed import annotate_ray, print_ray_summary
+        from .tools.distributed import annotate_ray, print_ray_summary
 
         print_ray_summary(
             annotate_ray(
@@ -232,7 +231,7 @@ def annotate_cmd(
             )
         )
         return
-    from .annotate import annotate, print_summary
+    from .tools.annotate import annotate, print_summary
 
     print_summary(
         annotate(
@@ -262,7 +261,7 @@ def import_hf_cmd(
     lang: str = Opt("en", "--lang", help="language of the blank spaCy pipeline"),
 ) -> None:
     """A HF token-classification checkpoint as a spaCy pipeline (no training)."""
-    from .hf_checkpoint import import_hf
+    from .tools.hf_checkpoint import import_hf
 
     pipe = import_hf(checkpoint, output, scheme=scheme, lang=lang)
     print(f"wrote {output}: {pipe.head.kind} tags {list(pipe.head.tags)} -> labels {list(pipe.labels)}")
@@ -276,7 +275,7 @@ def export_hf_cmd(
     component: str = Opt("wnut_ner", "--component", help="name of the wnut_ner component"),
 ) -> None:
     """A trained component as a HF token-classification checkpoint (safetensors + tokenizer)."""
-    from .hf_checkpoint import export_hf
+    from .tools.hf_checkpoint import export_hf
 
     out = export_hf(pipeline, output, name=component)
     print(f"wrote {out}: load it with AutoModelForTokenClassification.from_pretrained or pipeline('ner')")
@@ -297,7 +296,7 @@ def train_final_cmd(
     Extra `--section.key value` options override the config, as for `spacy train`."""
     from spacy.cli._util import parse_config_overrides
 
-    from .training import train_final
+    from .training.train_final import train_final
 
     overrides = parse_config_overrides(ctx.args)
     info = train_final(config, selected, output, train, dev, overrides=overrides, gpu_id=gpu_id)
@@ -318,7 +317,7 @@ def package_meta_cmd(
     backbone: Optional[str] = Opt(None, "--backbone", help="the backbone's name, as users know it"),
 ) -> None:
     """meta.json for `spacy package`: WNUT 17 test scores, backbone, data source, licence, requirements."""
-    from .model_card import write_package_meta
+    from .tools.model_card import write_package_meta
 
     write_package_meta(model, scores, output, name=name, version=version, backbone=backbone)
     print(f"wrote {output}")

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from thinc.types import Ragged
 
-from spacy_wnut.align import TokenRows, aggregate, project_gold
+from spacy_wnut.ml.alignment import TokenRows, aggregate, project_gold
 
 WINDOW = 6
 

@@ -10,8 +10,8 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from spacy_wnut.annotate import annotate
-from spacy_wnut.conll import InputError
+from spacy_wnut.errors import InputError
+from spacy_wnut.tools.annotate import annotate
 
 from util import TRAIN_DATA, ents_of, wnut_command
 
@@ -171,7 +171,7 @@ def test_a_failed_run_leaves_the_earlier_output_whole(model_dir, tmp_path):
 
 
 def test_rerunning_into_a_docbin_directory_leaves_no_stale_shards(model_dir, trained_nlp, tmp_path, monkeypatch):
-    monkeypatch.setattr("spacy_wnut.annotate.SHARD_SIZE", 2)
+    monkeypatch.setattr("spacy_wnut.tools.annotate.SHARD_SIZE", 2)
     write_jsonl(tmp_path / "long.jsonl", TEXTS * 2)
     annotate(model_dir, tmp_path / "long.jsonl", tmp_path / "out.spacy", progress=False)
     assert len(list((tmp_path / "out.spacy").iterdir())) == 4

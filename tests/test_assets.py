@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import srsly
 
-from spacy_wnut.assets import WNUT17_ASSETS, Asset, fetch_asset, fetch_wnut17, sha256sum
+from spacy_wnut.data.assets import WNUT17_ASSETS, Asset, fetch_asset, fetch_wnut17, sha256sum
 
 
 def test_fetch_from_mirror_verifies_and_skips_when_up_to_date(wnut_mirror, tmp_path, capsys):

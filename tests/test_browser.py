@@ -25,8 +25,8 @@ def browser():
 
 
 def test_report_shows_tables_charts_and_entities(browser, trained_nlp, tmp_path):
-    from spacy_wnut.report import build_report, render_html
-    from spacy_wnut.scoring import predict_examples, read_examples
+    from spacy_wnut.tools.report import build_report, render_html
+    from spacy_wnut.tools.scoring import predict_examples, read_examples
 
     DocBin(docs=[eg.reference for eg in train_examples(trained_nlp, TRAIN_DATA)]).to_disk(tmp_path / "test.spacy")
     examples = predict_examples(trained_nlp, read_examples(trained_nlp, tmp_path / "test.spacy"))
@@ -42,7 +42,7 @@ def test_report_shows_tables_charts_and_entities(browser, trained_nlp, tmp_path)
 
 
 def test_annotate_html_shows_every_entity(browser, trained_nlp, tmp_path):
-    from spacy_wnut.annotate import annotate
+    from spacy_wnut.tools.annotate import annotate
 
     (tmp_path / "in.txt").write_text("\n".join(text for text, _ in TRAIN_DATA))
     annotate(trained_nlp, tmp_path / "in.txt", tmp_path / "out.html", progress=False)

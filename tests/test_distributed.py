@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from spacy_wnut.annotate import annotate
-from spacy_wnut.conll import read_conll
+from spacy_wnut.data.conll import read_conll
+from spacy_wnut.tools.annotate import annotate
 
 from util import TRAIN_DATA, wnut_command
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'spacy-wnut[ray]'")
 pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'spacy-wnut[ray]'")
 
-from spacy_wnut.distributed import ERRORS_DIR, _blocks_of, annotate_ray, iter_records, start_ray  # noqa: E402
+from spacy_wnut.tools.distributed import ERRORS_DIR, _blocks_of, annotate_ray, iter_records, start_ray  # noqa: E402
 
 ASSETS = Path(__file__).parents[1] / "assets"
 
@@ -162,7 +162,7 @@ def test_the_cli_runs_on_ray_and_refuses_an_existing_output(model_dir, shards, t
 def test_without_ray_the_message_names_the_extra(monkeypatch):
     import importlib.util
 
-    from spacy_wnut.distributed import require_ray
+    from spacy_wnut.tools.distributed import require_ray
 
     real = importlib.util.find_spec
     monkeypatch.setattr(

@@ -6,8 +6,8 @@ import pickle
 import pytest
 import spacy
 
-from spacy_wnut import engines
-from spacy_wnut.engines import ENGINES, check_engine
+from spacy_wnut.pipeline import engines
+from spacy_wnut.pipeline.engines import ENGINES, check_engine
 
 from util import TRAIN_DATA, ents_of, make_nlp, overfit
 
@@ -68,7 +68,7 @@ def test_onnx_graph_is_saved_beside_the_pipeline_and_reused(saved_pipeline, tmp_
     def no_export(*args, **kwargs):
         raise AssertionError("the saved graph should have been used")
 
-    monkeypatch.setattr("spacy_wnut.engines.export_onnx", no_export)
+    monkeypatch.setattr("spacy_wnut.pipeline.engines.export_onnx", no_export)
     assert ents_of(spacy.load(tmp_path).pipe(TEXTS)) == expected
 
 
@@ -97,7 +97,7 @@ def test_training_drops_a_built_engine(tiny_transformer):
 
 
 @pytest.mark.parametrize(
-    "engine,package", [("onnx", "onnxruntime"), ("onnx-int8", "onnxscript"), ("torch-int8", "torchao")]
+    "engine,package", [("onnx", "onnxruntime"), ("onnx-int8", "onnxruntime"), ("torch-int8", "torchao")]
 )
 def test_missing_engine_package_is_named(tiny_transformer, monkeypatch, engine, package):
     real_find_spec = importlib.util.find_spec
@@ -106,6 +106,15 @@ def test_missing_engine_package_is_named(tiny_transformer, monkeypatch, engine, 
     )
     with pytest.raises(ImportError, match=rf"engine '{engine}' needs .*{package}.*pip install"):
         make_nlp(tiny_transformer, engine=engine)
+
+
+def test_building_an_onnx_graph_without_its_exporter_names_the_train_extra(trained_nlp, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnxscript" else real_find_spec(name, *a)
+    )
+    with pytest.raises(ImportError, match=r"building an ONNX graph needs .*onnxscript.*spacy-wnut\[train\]"):
+        engines.export_onnx(trained_nlp.get_pipe("wnut_ner").model, quantize=False)
 
 
 @pytest.mark.parametrize(
@@ -137,7 +146,8 @@ def test_engine_scores_equal_the_model_scores(tiny_transformer, casing_features)
     import numpy
     import torch
 
-    from spacy_wnut.model import encode_docs, scores_from_logits
+    from spacy_wnut.ml.encoding import encode_for
+    from spacy_wnut.ml.head import scores_from_logits
 
     model = {"casing_features": casing_features, "transformer": {"name": str(tiny_transformer)}}
     nlp = make_nlp(tiny_transformer, model=model)
@@ -148,7 +158,7 @@ def test_engine_scores_equal_the_model_scores(tiny_transformer, casing_features)
     lean = engines.EngineRunner("torch").scores(ner.model, docs)
     numpy.testing.assert_array_equal(lean.scores, ner.model.ops.to_numpy(expected.scores))
     numpy.testing.assert_array_equal(lean.align.dataXd, expected.align.dataXd)
-    encoded = encode_docs(ner.model.get_ref("transformer"), docs)
+    encoded = encode_for(ner.model, docs)
     with torch.inference_mode():
         logits = engines.tagger_module(ner.model)(
             torch.from_numpy(encoded.input_ids), torch.from_numpy(encoded.attention_mask)

@@ -6,7 +6,7 @@ import pytest
 import spacy
 from thinc.api import NumpyOps, Ragged
 
-from spacy_wnut.features import TokenRowMap, token_casings
+from spacy_wnut.ml.features import TokenRowMap, token_casings
 
 from util import TRAIN_DATA, ents_of, make_nlp, overfit
 
@@ -72,7 +72,7 @@ def test_feature_layers_learn_at_their_scaled_rate(tiny_transformer):
 
 
 def test_token_features_run_in_every_engine(feature_nlp, tmp_path):
-    from spacy_wnut.engines import check_engine
+    from spacy_wnut.pipeline.engines import check_engine
 
     feature_nlp.to_disk(tmp_path / "model")
     expected = ents_of(feature_nlp.pipe(TEXTS))
@@ -86,7 +86,7 @@ def test_token_features_run_in_every_engine(feature_nlp, tmp_path):
 
 
 def test_tune_bias_decodes_with_token_features(feature_nlp):
-    from spacy_wnut.tune import score_biases
+    from spacy_wnut.training.tune import score_biases
 
     from util import train_examples
 
@@ -95,7 +95,7 @@ def test_tune_bias_decodes_with_token_features(feature_nlp):
 
 
 def test_token_features_cannot_be_exported_to_hf(feature_nlp, tmp_path):
-    from spacy_wnut.hf_checkpoint import export_hf
+    from spacy_wnut.tools.hf_checkpoint import export_hf
 
     with pytest.raises(ValueError, match="spaCy token features.*train with them off to export"):
         export_hf(feature_nlp, tmp_path / "hf")

@@ -13,7 +13,7 @@ from spacy.training import Example
 from spacy.util import fix_random_seed
 from transformers import AutoModelForTokenClassification, BertForTokenClassification, BertTokenizerFast, pipeline
 
-from spacy_wnut.hf_checkpoint import export_hf, from_hf, pipeline_words_doc
+from spacy_wnut.tools.hf_checkpoint import export_hf, from_hf, pipeline_words_doc
 
 from util import TRAIN_DATA, bench_module, ents_of, make_nlp, train_examples, wnut_command
 

@@ -6,7 +6,7 @@ import warnings
 import pytest
 from spacy.tokens import Doc
 
-from spacy_wnut.model import encode_docs, max_subwords
+from spacy_wnut.ml.encoding import encode_for, max_subwords
 
 from util import ents_of
 
@@ -23,7 +23,7 @@ def tail_entities(doc):
 def test_long_doc_is_fully_tagged(trained_nlp):
     assert len(trained_nlp.make_doc(FILLER + " " + TAIL)) < 128  # one window of tokens...
     transformer = trained_nlp.get_pipe("wnut_ner").model.get_ref("transformer")
-    encoded = encode_docs(transformer, [trained_nlp.make_doc(FILLER + " " + TAIL)])
+    encoded = encode_for(trained_nlp.get_pipe("wnut_ner").model, [trained_nlp.make_doc(FILLER + " " + TAIL)])
     assert encoded.input_ids.shape[1] <= max_subwords(transformer) == 512  # ...cut into windows that fit
     assert encoded.cut_subwords == 0 and len(encoded.spans[0]) > 1
     alone = ents_of([trained_nlp(TAIL)])[0]

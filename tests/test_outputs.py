@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from spacy_wnut.outputs import OutputError, atomic_path, check_output
+from spacy_wnut.data.outputs import atomic_path, check_output
+from spacy_wnut.errors import OutputError
 
 
 def test_atomic_path_replaces_only_when_the_block_succeeds(tmp_path):

@@ -9,8 +9,8 @@ import sys
 import srsly
 from spacy.tokens import DocBin
 
-from spacy_wnut.model_card import write_package_meta
-from spacy_wnut.scoring import run_evaluation
+from spacy_wnut.tools.model_card import write_package_meta
+from spacy_wnut.tools.scoring import run_evaluation
 
 from util import TRAIN_DATA, ents_of, train_examples
 

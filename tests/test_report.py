@@ -6,7 +6,7 @@ import numpy
 from spacy.tokens import DocBin
 from spacy.training import Example
 
-from spacy_wnut.report import build_report, confusion_matrix, render_html, summary_text
+from spacy_wnut.tools.report import build_report, confusion_matrix, render_html, summary_text
 
 from util import TRAIN_DATA, train_examples, wnut_command
 

@@ -3,7 +3,7 @@
 import numpy
 import pytest
 
-from spacy_wnut.schemes import HeadScheme
+from spacy_wnut.pipeline.schemes import HeadScheme
 
 BILUO = ["U-creative-work", "O", "B-person", "L-person", "U-person", "B-person", "I-person", "L-person", None, "-"]
 

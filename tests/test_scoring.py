@@ -9,8 +9,8 @@ from spacy.scorer import get_ner_prf
 from spacy.tokens import DocBin
 from spacy.training import Example
 
-from spacy_wnut.convert import convert_conll
-from spacy_wnut.scoring import evaluate, seqeval_scores
+from spacy_wnut.data.convert import convert_conll
+from spacy_wnut.tools.scoring import evaluate, seqeval_scores
 
 from util import make_nlp, overfit, wnut_command
 

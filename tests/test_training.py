@@ -124,7 +124,7 @@ def resolved_rates(tiny_transformer, data, n: int, **extra):
 
 
 def test_the_schedule_follows_max_epochs_and_the_corpus(tiny_transformer, tmp_path):
-    from spacy_wnut.training import steps_per_epoch
+    from spacy_wnut.training.schedules import steps_per_epoch
 
     data = write_corpus(tmp_path)
     settings = {
@@ -175,7 +175,7 @@ def test_an_explicit_total_wins_and_nothing_to_size_by_is_an_error(tiny_transfor
 
 
 def test_model_best_records_the_step_and_train_final_retrains_on_all_data(tiny_transformer, tmp_path):
-    from spacy_wnut.training import selected_step, train_final
+    from spacy_wnut.training.train_final import selected_step, train_final
 
     data = write_corpus(tmp_path)
     train(
@@ -217,7 +217,7 @@ def test_model_best_records_the_step_and_train_final_retrains_on_all_data(tiny_t
 
 
 def test_train_final_needs_a_recorded_step(trained_nlp, tmp_path):
-    from spacy_wnut.training import selected_step
+    from spacy_wnut.training.train_final import selected_step
 
     trained_nlp.to_disk(tmp_path / "model")
     with pytest.raises(ValueError, match="no training step recorded"):

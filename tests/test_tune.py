@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from spacy.tokens import DocBin
 from spacy.training import Example
 
-from spacy_wnut.decode import decode_entities
-from spacy_wnut.tune import BiasScore, best_bias, score_biases
+from spacy_wnut.pipeline.decode import decode_entities
+from spacy_wnut.training.tune import BiasScore, best_bias, score_biases
 
 from util import TRAIN_DATA, ents_of, make_nlp, train_examples, wnut_command
 

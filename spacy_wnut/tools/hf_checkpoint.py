@@ -21,9 +21,9 @@ from spacy.util import get_words_and_spaces
 from spacy.vocab import Vocab
 from thinc.api import Model
 
-from .model import has_spacy_features, head_as_torch_linear
-from .outputs import atomic_path, check_output
-from .schemes import HeadScheme
+from ..data.outputs import atomic_path, check_output
+from ..ml.head import has_spacy_features, head_as_torch_linear
+from ..pipeline.schemes import HeadScheme
 
 
 def read_head_scheme(checkpoint: Union[str, Path], scheme: str = "auto") -> HeadScheme:

@@ -218,8 +218,8 @@ def write_report(
 
     The output path and the data are checked before the pipeline runs.
     """
-    from .component import load_pipeline
-    from .outputs import atomic_path, check_output
+    from ..data.outputs import atomic_path, check_output
+    from ..pipeline.component import load_pipeline
     from .scoring import check_corpus, predict_examples, read_examples
 
     if n_worst < 0:

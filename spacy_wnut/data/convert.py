@@ -16,16 +16,8 @@ from spacy.vocab import Vocab
 from tqdm import tqdm
 from wasabi import msg
 
-from .conll import (
-    WNUT17_LABELS,
-    InputError,
-    ReadReport,
-    Repair,
-    Sentence,
-    check_tags,
-    check_word,
-    read_conll,
-)
+from ..errors import InputError
+from .conll import WNUT17_LABELS, ReadReport, Repair, Sentence, check_tags, check_word, read_conll
 from .outputs import atomic_path, check_output
 
 

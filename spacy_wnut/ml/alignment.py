@@ -1,7 +1,8 @@
-"""Subword rows <-> spaCy tokens: aggregation of subword scores, projection of gold tags.
+"""Subword rows <-> spaCy tokens: the alignment, aggregation of subword scores, projection of gold tags.
 
-The alignment is spacy-transformers' `Ragged` (built from the tokenizer's
-character offsets): for token `i` of the batch, `align[i]` lists the rows of
+The alignment is a `Ragged` built from the tokenizer's character offsets
+(`align_offsets`, the rule of spacy-transformers' `get_alignment_via_offset_mapping`,
+vectorised): for token `i` of the batch, `align[i]` lists the rows of
 the flattened `(n_windows * window_length, ...)` subword array it overlaps.
 A token may appear in several overlapping windows, and a token may get no
 row at all (whitespace, characters the tokenizer drops): those are reported
@@ -9,13 +10,60 @@ by `has_rows` and handled by the decoder, never dropped.
 """
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import List, Tuple
 
 import numpy
+from spacy.attrs import IDX, LENGTH
+from spacy.tokens import Span
 from thinc.types import Ragged
 
 AGGREGATIONS = ("first", "average", "max")
 PROJECTIONS = ("first", "all")
+
+
+def align_offsets(windows: List[Tuple[int, Span]], offsets: numpy.ndarray, doc_lengths: numpy.ndarray) -> Ragged:
+    """Which subword rows each token of the batch overlaps, from the subwords' character offsets.
+
+    A token owns its characters and the one after it (a following space, or
+    the first character of a token written against it, which that token
+    takes); a subword row belongs to every token owning one of its
+    characters. Rows are numbered over the flattened windows
+    (`window * width + position`); each token's rows are sorted.
+
+    windows (List[Tuple[int, Span]]): (doc index in the batch, window span), in row order.
+    offsets (numpy.ndarray): (n_windows, width, 2) character offsets of each subword in its window's text.
+    doc_lengths (numpy.ndarray): tokens per doc of the batch.
+    RETURNS (Ragged): per token of the batch (docs concatenated), its rows.
+    """
+    width = offsets.shape[1] if offsets.ndim == 3 else 0
+    n_tokens = int(doc_lengths.sum())
+    doc_starts = numpy.concatenate([[0], numpy.cumsum(doc_lengths)]).astype("int64")
+    token_arrays = {}
+    tokens, rows = [], []
+    for w, (doc_index, span) in enumerate(windows):
+        doc = span.doc
+        if id(doc) not in token_arrays:
+            token_arrays[id(doc)] = doc.to_array([IDX, LENGTH]).reshape(-1, 2).astype("int64")
+        idx_len = token_arrays[id(doc)][span.start : span.end]
+        starts = idx_len[:, 0] - span.start_char
+        ends = starts + idx_len[:, 1] + 1
+        begin, end = offsets[w, :, 0], offsets[w, :, 1]
+        n_chars = numpy.maximum(end - begin, 0)
+        pieces = numpy.repeat(numpy.arange(width), n_chars)
+        within = numpy.arange(len(pieces)) - numpy.repeat(numpy.cumsum(n_chars) - n_chars, n_chars)
+        chars = begin[pieces] + within
+        owner = numpy.searchsorted(starts, chars, side="right") - 1
+        owned = (owner >= 0) & (chars >= 0)
+        owned[owned] = chars[owned] < ends[owner[owned]]
+        tokens.append(doc_starts[doc_index] + span.start + owner[owned])
+        rows.append(w * width + pieces[owned])
+    if not tokens:
+        return Ragged(numpy.zeros((0,), dtype="i"), numpy.zeros((n_tokens,), dtype="i"))
+    n_rows = max(1, len(windows) * width)
+    keys = numpy.unique(numpy.concatenate(tokens) * n_rows + numpy.concatenate(rows))
+    token_of_key = keys // n_rows
+    lengths = numpy.bincount(token_of_key, minlength=n_tokens).astype("i")
+    return Ragged((keys % n_rows).astype("i"), lengths)
 
 
 @dataclass

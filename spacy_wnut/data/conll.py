@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
+from ..errors import InputError
+
 WNUT17_LABELS: Tuple[str, ...] = (
     "corporation",
     "creative-work",
@@ -19,15 +21,6 @@ WNUT17_LABELS: Tuple[str, ...] = (
     "product",
 )
 BIO_PREFIXES = ("B", "I")
-
-
-class InputError(ValueError):
-    """Bad input, located: `where` is `path:line` for files, `split row N` for datasets."""
-
-    def __init__(self, where: str, problem: str):
-        self.where = where
-        self.problem = problem
-        super().__init__(f"{where}: {problem}")
 
 
 @dataclass(frozen=True)

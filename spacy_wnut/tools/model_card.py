@@ -11,9 +11,9 @@ from typing import Any, Dict, Optional, Union
 
 import srsly
 
-from . import __version__
-from .component import load_pipeline
-from .outputs import atomic_path, check_output
+from .. import __version__
+from ..data.outputs import atomic_path, check_output
+from ..pipeline.component import load_pipeline
 
 DATA_SOURCE = "https://github.com/leondz/emerging_entities_17"
 DATA_LICENSE = "CC BY 4.0"

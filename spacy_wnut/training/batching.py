@@ -42,13 +42,15 @@ def configure_batch_by_subwords(
 def _subword_counter(tokenizer: str) -> Callable[[str], int]:
     from transformers import AutoTokenizer
 
-    from .backbones import resolve_backbone
-    from .model import count_subwords
+    from ..ml.backbones import resolve_backbone
+    from ..ml.tokenization import NO_LIMIT, SubwordTokenizer
 
-    hf_tokenizer = AutoTokenizer.from_pretrained(resolve_backbone(tokenizer), use_fast=True)
+    subwords = SubwordTokenizer.from_hf(
+        AutoTokenizer.from_pretrained(resolve_backbone(tokenizer), use_fast=True), NO_LIMIT
+    )
 
     @lru_cache(maxsize=1_000_000)
     def count(text: str) -> int:
-        return count_subwords(hf_tokenizer, [text], special_tokens=True)[0]
+        return subwords.count([text], special_tokens=True)[0]
 
     return count

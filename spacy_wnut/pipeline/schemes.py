@@ -14,7 +14,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy
 
-from .conll import split_tag
+from ..data.conll import split_tag
 from .decode import TagScheme
 
 SCHEMES = ("auto", "IOB2", "IOB1", "BIOES", "BILOU", "plain")

@@ -11,11 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Union
 
+from ..errors import OutputError
+
 PathLike = Union[str, Path]
-
-
-class OutputError(ValueError):
-    """An output path that cannot or must not be written, named with the reason."""
 
 
 def _same(a: Path, b: Path) -> bool:

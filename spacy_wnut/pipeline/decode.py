@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 import numpy
 
-from .align import TokenRows, aggregate
+from ..ml.alignment import TokenRows, aggregate
 
 if TYPE_CHECKING:
-    from .model import SubwordScores
+    from ..ml.head import SubwordScores
     from .schemes import HeadScheme
 
 # "viterbi": the best valid BIO sequence; "argmax": each token's best tag, grouped

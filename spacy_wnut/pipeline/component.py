@@ -17,11 +17,15 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
-from .align import AGGREGATIONS, PROJECTIONS, TokenRows, project_gold
-from .backbones import resolve_backbone
+from ..errors import ConfigError
+from ..ml.alignment import AGGREGATIONS, PROJECTIONS, TokenRows, project_gold
+from ..ml.backbones import resolve_backbone
+from ..ml.encoding import doc_lengths, model_encoding
+from ..ml.head import SubwordScores
+from ..ml.onnx_tagger import RUNTIME_HINT, is_runtime_model
+from ..ml.tagger import apply_frozen_embeddings
 from .decode import DECODERS, EntitySpans, TaggedBatch, TagScheme, TokenProbs, decode_entities, softmax, token_probs
-from .engines import EngineRunner
-from .model import SubwordScores, apply_frozen_embeddings, count_subwords, doc_lengths, finish_update, swapped_params
+from .engines import ONNX_ENGINES, EngineRunner
 from .schemes import HeadScheme
 
 DEFAULT_MODEL_STR = """
@@ -155,6 +159,8 @@ class SubwordNER(TrainablePipe):
             raise ValueError(f"[{name}] decoder must be one of {DECODERS}, got {decoder!r}")
         if engine != "torch" and store_trf_data:
             raise ValueError(f"[{name}] store_trf_data needs engine 'torch', got engine {engine!r}")
+        if is_runtime_model(model) and engine not in ONNX_ENGINES:
+            raise ConfigError(f"[{name}] a run-time pipeline runs its ONNX graph: engine must be one of {ONNX_ENGINES}")
         try:
             self.engine_runner = EngineRunner(engine, n_threads)
         except ValueError as err:
@@ -242,10 +248,11 @@ class SubwordNER(TrainablePipe):
         checkpoint_scheme (str): the checkpoint's tag scheme, one of `SCHEMES`;
             "auto" tells IOB2, BIOES, BILOU and plain labels apart (IOB1 must be named).
         """
+        self._require_trainable()
         validate_get_examples(get_examples, "SubwordNER.initialize")
         util.check_lexeme_norms(self.vocab, "wnut_ner")
         if checkpoint_head:
-            from .hf_checkpoint import read_head_scheme
+            from ..tools.hf_checkpoint import read_head_scheme
 
             if labels is not None:
                 raise ValueError(f"[{self.name}] give either `labels` or `checkpoint_head`, not both")
@@ -266,9 +273,18 @@ class SubwordNER(TrainablePipe):
         self.model.initialize(X=doc_sample)
         self.engine_runner.invalidate()
         if checkpoint_head:
-            from .hf_checkpoint import load_classifier
+            from ..tools.hf_checkpoint import load_classifier
 
             load_classifier(self.model, self.checkpoint_name)
+
+    @property
+    def is_runtime(self) -> bool:
+        """Whether this is a run-time pipeline's component (`spacy_wnut.OnnxTagger.v1`: prediction only)."""
+        return is_runtime_model(self.model)
+
+    def _require_trainable(self) -> None:
+        if self.is_runtime:
+            raise ConfigError(f"[{self.name}] {RUNTIME_HINT}")
 
     @property
     def checkpoint_name(self) -> str:
@@ -332,14 +348,17 @@ class SubwordNER(TrainablePipe):
             yield from buffer
 
     def _subword_counts(self, docs: List[Doc]) -> List[int]:
-        """Subwords per doc by the transformer's tokenizer (text length before it is loaded)."""
-        tokenizer = self.model.get_ref("transformer").tokenizer
+        """Subwords per doc by the model's tokenizer (text length before it is loaded)."""
+        tokenizer, _ = model_encoding(self.model) if self.is_initialized() else (None, None)
         if tokenizer is None:
             return [len(doc.text) for doc in docs]
-        return count_subwords(tokenizer, [doc.text for doc in docs])
+        return tokenizer.count([doc.text for doc in docs])
 
     def finish_update(self, sgd: Optimizer) -> None:
         """Update the weights with `sgd`; an inference engine built from the old ones is dropped."""
+        from ..training.optimizer import finish_update
+
+        self._require_trainable()
         finish_update(self.model, sgd)
         self.engine_runner.invalidate()
 
@@ -350,6 +369,8 @@ class SubwordNER(TrainablePipe):
         `Adam.v1(use_averages=true)` evaluates and saves the averaged encoder.
         A generator, as `Language.use_params` expects of a pipe.
         """
+        from ..training.optimizer import swapped_params
+
         with swapped_params(self.model, params) as n_swapped:
             if n_swapped:
                 self.engine_runner.invalidate()
@@ -374,16 +395,20 @@ class SubwordNER(TrainablePipe):
             raise ValueError(
                 f"[{self.name}] {path}: cannot load the saved weights ({type(err).__name__}: {err})"
             ) from None
-        apply_frozen_embeddings(self.model)
+        self._after_load()
         self.engine_runner.from_disk(path)
         return self
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "SubwordNER":
         """Load weights and cfg; any engine is rebuilt from them on first use."""
         super().from_bytes(bytes_data, exclude=exclude)
-        apply_frozen_embeddings(self.model)
+        self._after_load()
         self.engine_runner.invalidate()
         return self
+
+    def _after_load(self) -> None:
+        if not self.is_runtime:
+            apply_frozen_embeddings(self.model)
 
     def is_initialized(self) -> bool:
         """Whether the head has weights (after `initialize` or loading)."""
@@ -474,6 +499,7 @@ class SubwordNER(TrainablePipe):
         losses (Optional[Dict[str, float]]): losses so far, updated in place.
         RETURNS (Dict[str, float]): the losses, this component's included.
         """
+        self._require_trainable()
         examples = list(examples)
         if losses is None:
             losses = {}
@@ -520,3 +546,24 @@ def load_pipeline(name: Union[str, Path], **kwargs) -> Language:
         if str(path) in message:
             raise ValueError(message) from None
         raise ValueError(f"{name}: cannot load the pipeline ({type(err).__name__}: {message})") from None
+
+
+def find_wnut_pipe(nlp: Language, name: Optional[str] = None) -> Tuple[str, "SubwordNER"]:
+    """The pipeline's `wnut_ner` component: the one named, else the only one made by the `wnut_ner` factory.
+
+    nlp (Language): the pipeline.
+    name (Optional[str]): the component's name, if the caller was told it.
+    RETURNS (Tuple[str, SubwordNER]): its name and the component.
+    """
+    if name is not None:
+        if name not in nlp.pipe_names:
+            raise ConfigError(f"--component {name}: the pipeline has no such component (it has {nlp.pipe_names})")
+        pipe = nlp.get_pipe(name)
+        if not isinstance(pipe, SubwordNER):
+            raise ConfigError(f"--component {name}: not a wnut_ner component ({type(pipe).__name__})")
+        return name, pipe
+    found = [n for n in nlp.pipe_names if nlp.get_pipe_meta(n).factory == "wnut_ner"]
+    if len(found) != 1:
+        what = "no wnut_ner component" if not found else f"several wnut_ner components ({found})"
+        raise ConfigError(f"the pipeline has {what}: name the one to use with --component")
+    return found[0], nlp.get_pipe(found[0])

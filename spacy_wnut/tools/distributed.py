@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
+from ..data.conll import read_lines
+from ..data.outputs import atomic_path, check_output, replace
+from ..data.records import BadRecord, Record, is_blank, output_row, parse_line, record_from_mapping, split_lines
+from ..errors import InputError, OutputError
 from .annotate import SCORES_KEY, check_positive, load_for_annotation
-from .conll import InputError, read_lines
-from .outputs import OutputError, atomic_path, check_output, replace
-from .records import BadRecord, Record, is_blank, output_row, parse_line, record_from_mapping, split_lines
 
 RAY_HINT = "pip install 'spacy-wnut[ray]'"
 INPUT_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}

@@ -20,8 +20,8 @@ from spacy.scorer import get_ner_prf
 from spacy.training import Corpus, Example
 from tqdm import tqdm
 
-from .conll import InputError
-from .convert import doc_to_iob, docbin_files
+from ..data.convert import doc_to_iob, docbin_files
+from ..errors import InputError
 
 
 def aligned_iob(example: Example) -> Tuple[List[str], Counter]:
@@ -172,8 +172,8 @@ def run_evaluation(
 
     import srsly
 
-    from .component import load_pipeline
-    from .outputs import atomic_path, check_output
+    from ..data.outputs import atomic_path, check_output
+    from ..pipeline.component import load_pipeline
 
     if output is not None:
         check_output(output, [data])

@@ -9,62 +9,58 @@ Training always runs the Thinc/PyTorch model. At prediction time an
 - "onnx", "onnx-int8": encoder + head exported to ONNX (optionally quantised)
   and run by ONNX Runtime.
 
-Every engine takes its input from `model.encode_docs` and hands its output to
-`model.scores_from_hidden` / `scores_from_logits`, so all of them see exactly
+Every engine takes its input from `encoding.encode_docs` and hands its output to
+`head.scores_from_hidden` / `scores_from_logits`, so all of them see exactly
 the subwords the trained model sees. An engine is built from the weights on
 first use, dropped when the weights change, closed before a fork (ONNX
 Runtime is not fork-safe) and never pickled; an ONNX graph is saved beside
-the pipeline's weights and read back.
+the pipeline's weights and read back. A run-time pipeline
+(`spacy_wnut.OnnxTagger.v1`) carries its graph inside its model and runs it
+itself. torch is imported only by the engines that need it.
 """
 
 import copy
 import logging
 import os
+import sys
 import tempfile
 import warnings
-import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Union
 
 import numpy
 from spacy.tokens import Doc
-from thinc.api import Model, torch2xp
+from thinc.api import Model
 
-from .model import (
-    EncodedBatch,
-    SubwordScores,
-    encode_docs,
-    head_as_torch_linear,
-    scores_from_hidden,
-    scores_from_logits,
-)
-from .outputs import atomic_path
+from ..data.outputs import atomic_path
+from ..errors import ConfigError, require
+from ..ml.encoding import EncodedBatch, encode_for
+from ..ml.head import SubwordScores, head_as_torch_linear, scores_from_hidden, scores_from_logits
+from ..ml.onnx_tagger import OnnxSession, is_runtime_model
 
 ENGINES = ("torch", "torch-int8", "onnx", "onnx-int8")
 ONNX_ENGINES = ("onnx", "onnx-int8")
+TORCH_ENGINES = ("torch", "torch-int8")
+# What running each engine needs (import names, extra); building an ONNX graph needs EXPORT_NEEDS too.
 _NEEDS = {
-    "torch-int8": (["torchao"], "int8"),
-    "onnx": (["onnxruntime", "onnx", "onnxscript"], "onnx"),
-    "onnx-int8": (["onnxruntime", "onnx", "onnxscript"], "onnx"),
+    "torch": (["torch"], "train"),
+    "torch-int8": (["torch", "torchao"], "int8"),
+    "onnx": (["onnxruntime"], "onnx"),
+    "onnx-int8": (["onnxruntime"], "onnx"),
 }
+EXPORT_NEEDS = (["torch", "onnx", "onnxscript"], "train")
 # An engine maps an encoded batch to a (n_rows, width) array: the encoder's
 # rows ("torch") or the logits of encoder + head (the others).
 Engine = Callable[[EncodedBatch], numpy.ndarray]
 
 
 def check_engine(name: str) -> None:
-    """Raise a clear error for an unknown engine or one whose packages are missing."""
+    """Raise a clear error for an unknown engine (`ConfigError`) or one whose packages are missing (`MissingExtra`)."""
     if name not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {name!r}")
-    import importlib.util
-
-    packages, extra = _NEEDS.get(name, ([], ""))
-    missing = [p for p in packages if importlib.util.find_spec(p) is None]
-    if missing:
-        raise ImportError(
-            f"engine {name!r} needs the package(s) {', '.join(missing)}: pip install 'spacy-wnut[{extra}]'"
-        )
+        raise ConfigError(f"engine must be one of {ENGINES}, got {name!r}")
+    packages, extra = _NEEDS[name]
+    require(f"engine {name!r}", packages, extra)
 
 
 def tagger_module(model: Model) -> "torch.nn.Module":  # noqa: F821
@@ -100,6 +96,7 @@ class TorchEngine:
 
     def __call__(self, encoded: EncodedBatch) -> numpy.ndarray:
         import torch
+        from thinc.api import torch2xp
 
         if self.encoder.training:  # training (the shim's begin_update) switched it to train mode
             self.encoder.eval()
@@ -126,6 +123,7 @@ def build_torch_int8(model: Model) -> Engine:
 
 def export_onnx(model: Model, quantize: bool) -> bytes:
     """The tagger as an ONNX graph (dynamic batch and length), optionally int8-quantised."""
+    require("building an ONNX graph", *EXPORT_NEEDS)
     import torch
 
     module = tagger_module(model)
@@ -171,61 +169,6 @@ def _quiet_exporters() -> Iterator[None]:
                 logger.setLevel(level)
 
 
-class OnnxEngine:
-    """An ONNX Runtime session over an exported tagger, opened on first use.
-
-    A session alive when the process forks (`nlp.pipe(n_process=N)`) leaves
-    its children hanging, so sessions are closed just before any fork and
-    reopened lazily; a forked child opens its own with one thread, so N
-    workers do not fight over the cores.
-    """
-
-    def __init__(self, onnx_bytes: bytes, n_threads: Optional[int]) -> None:
-        self.onnx_bytes = onnx_bytes
-        self.n_threads = n_threads
-        self._session = None
-        self._owner_pid = os.getpid()
-        _OPEN_ENGINES.add(self)
-
-    def _session_here(self):
-        if self._session is None:
-            import onnxruntime
-
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = self._threads()
-            self._session = onnxruntime.InferenceSession(self.onnx_bytes, options, providers=["CPUExecutionProvider"])
-        return self._session
-
-    def _threads(self) -> int:
-        if os.getpid() != self._owner_pid:
-            return 1
-        if self.n_threads is not None:
-            return self.n_threads
-        import torch
-
-        return torch.get_num_threads()
-
-    def close(self) -> None:
-        """Close the session (it reopens on the next call)."""
-        self._session = None
-
-    def __call__(self, encoded: EncodedBatch) -> numpy.ndarray:
-        feed = {"input_ids": encoded.input_ids, "attention_mask": encoded.attention_mask}
-        logits = self._session_here().run(None, feed)[0]
-        return logits.reshape(-1, logits.shape[-1])
-
-
-_OPEN_ENGINES: "weakref.WeakSet[OnnxEngine]" = weakref.WeakSet()
-
-
-def _close_sessions_before_fork() -> None:
-    for engine in list(_OPEN_ENGINES):
-        engine.close()
-
-
-os.register_at_fork(before=_close_sessions_before_fork)
-
-
 class EngineRunner:
     """The component's inference engine: its settings, the built engine, the ONNX graph, threads and forks.
 
@@ -244,9 +187,8 @@ class EngineRunner:
         self._engine: Optional[Engine] = None
         self._onnx_bytes: Optional[bytes] = None
         self._pid = os.getpid()
-        if n_threads is not None:
-            import torch
-
+        torch = sys.modules.get("torch")  # never imported here: a run-time pipeline has none
+        if n_threads is not None and torch is not None:
             torch.set_num_threads(n_threads)
 
     @property
@@ -261,7 +203,9 @@ class EngineRunner:
     def scores(self, model: Model, docs: List[Doc]) -> SubwordScores:
         """Subword tag scores for docs that hold at least one token."""
         self._guard_fork()
-        encoded = encode_docs(model.get_ref("transformer"), docs)
+        if is_runtime_model(model):
+            return self._runtime_scores(model, docs)
+        encoded = encode_for(model, docs)
         rows = self.engine(model)(encoded)
         if self.name == "torch":
             scores, _ = scores_from_hidden(model, docs, encoded, rows)
@@ -270,6 +214,17 @@ class EngineRunner:
         return SubwordScores(
             scores, encoded.align, encoded.doc_lengths, encoded.window_length, cut_subwords=encoded.cut_subwords
         )
+
+    def _runtime_scores(self, model: Model, docs: List[Doc]) -> SubwordScores:
+        """A run-time tagger runs its own graph; the engine named must be the graph it holds."""
+        encoder = model.attrs["onnx_encoder"]
+        if not encoder.is_empty and encoder.engine != self.name:
+            raise ConfigError(
+                f"engine {self.name!r}: this run-time pipeline holds an {encoder.engine!r} graph; set engine = "
+                f"{encoder.engine!r}, or export another with `spacy wnut export-runtime`"
+            )
+        encoder.set_threads(self.n_threads)
+        return model.predict(docs)
 
     def engine(self, model: Model) -> Engine:
         """The engine for the model's current weights (built on first use)."""
@@ -281,7 +236,7 @@ class EngineRunner:
             else:
                 if self._onnx_bytes is None:
                     self._onnx_bytes = export_onnx(model, quantize=self.name == "onnx-int8")
-                self._engine = OnnxEngine(self._onnx_bytes, self.n_threads)
+                self._engine = OnnxSession(self._onnx_bytes, self.n_threads)
         return self._engine
 
     def invalidate(self) -> None:
@@ -290,8 +245,11 @@ class EngineRunner:
         self._onnx_bytes = None
 
     def to_disk(self, path: Union[str, Path], model: Model) -> None:
-        """Save an ONNX engine's graph in the component's directory (built first if needed)."""
-        if self.name in ONNX_ENGINES:
+        """Save an ONNX engine's graph in the component's directory (built first if needed).
+
+        A run-time tagger's graph is saved with its weights instead.
+        """
+        if self.name in ONNX_ENGINES and not is_runtime_model(model):
             self.engine(model)
             with atomic_path(Path(path) / self.onnx_file) as tmp:
                 tmp.write_bytes(self._onnx_bytes)
@@ -310,9 +268,9 @@ class EngineRunner:
         of the cores between N workers.
         """
         if os.getpid() != self._pid:
-            import torch
-
-            torch.set_num_threads(1)
+            torch = sys.modules.get("torch")
+            if torch is not None:
+                torch.set_num_threads(1)
             self._pid = os.getpid()
 
     def __getstate__(self) -> dict:

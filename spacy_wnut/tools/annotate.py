@@ -32,11 +32,11 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from tqdm import tqdm
 
-from .component import load_pipeline
-from .conll import InputError
-from .convert import docbin_files
-from .outputs import OutputError, atomic_path, check_output, replace
-from .records import BadRecord, Item, Record, output_row, read_text_file
+from ..data.convert import docbin_files
+from ..data.outputs import atomic_path, check_output, replace
+from ..data.records import BadRecord, Item, Record, output_row, read_text_file
+from ..errors import InputError, OutputError, UserError
+from ..pipeline.component import load_pipeline
 from .stopping import stop_on_signals
 
 INPUT_FORMATS = ("txt", "jsonl", "spacy")
@@ -73,7 +73,7 @@ class AnnotateSummary:
             listed.append(line)
 
 
-class Interrupted(Exception):
+class Interrupted(UserError):
     """The run was stopped by a signal; the summary says what was written and where."""
 
     def __init__(self, summary: AnnotateSummary, exit_code: int) -> None:
