@@ -63,6 +63,16 @@ def tiny_transformer(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_transformer):
+    """The tiny transformer's fast tokenizer as encoding uses it (`SubwordTokenizer`)."""
+    from transformers import AutoTokenizer
+
+    from spacy_wnut.ml.tokenization import SubwordTokenizer
+
+    return SubwordTokenizer.from_hf(AutoTokenizer.from_pretrained(tiny_transformer), 512)
+
+
+@pytest.fixture(scope="session")
 def trained_nlp(tiny_transformer):
     """A tiny pipeline overfitted on TRAIN_DATA (shared, read-only: do not update it)."""
     nlp = make_nlp(tiny_transformer)

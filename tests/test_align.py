@@ -80,3 +80,45 @@ def test_unknown_aggregation_is_an_error():
     align = Ragged(numpy.zeros(0, "i"), numpy.zeros(1, "i"))
     with pytest.raises(ValueError, match="aggregation must be one of"):
         aggregate(numpy.zeros((1, 3), "f"), TokenRows.from_ragged(align), "median", WINDOW)
+
+
+@st.composite
+def texts_and_windows(draw):
+    """Texts of words from the tiny vocabulary and odd characters, joined by varied whitespace."""
+    words = st.sampled_from(["new", "york", "apple", "inc", "@paul", "#tbt", "http://t.co/x", "\u200b", "é", "!!", "x2"])
+    tokens = draw(st.lists(words, min_size=1, max_size=14))
+    gaps = draw(st.lists(st.sampled_from(["", " ", "  ", "\t", " \n "]), min_size=len(tokens), max_size=len(tokens)))
+    window = draw(st.integers(1, 8))
+    stride = draw(st.integers(max(1, window // 2), window))
+    return "".join(t + g for t, g in zip(tokens, gaps)), window, stride
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(texts_and_windows(), min_size=1, max_size=3))
+def test_offset_alignment_and_windows_match_spacy_transformers(tiny_tokenizer, batch):
+    """The run-time pipeline has no spacy-transformers: its windows and alignment must be that library's."""
+    import spacy
+    from spacy_transformers.align import get_alignment_via_offset_mapping
+    from spacy_transformers.span_getters import get_strided_spans
+
+    from spacy_wnut.ml.alignment import align_offsets
+    from spacy_wnut.ml.encoding import _padded, doc_lengths
+    from spacy_wnut.ml.windows import strided_spans
+
+    nlp = spacy.blank("en")
+    docs = [nlp.make_doc(text) for text, _, _ in batch]
+    nested, theirs_nested = [], []
+    for doc, (_, window, stride) in zip(docs, batch):
+        nested += strided_spans([doc], window, stride)
+        theirs_nested += get_strided_spans([doc], window, stride)
+    assert [[(s.start, s.end) for s in spans] for spans in nested] == [
+        [(s.start, s.end) for s in spans] for spans in theirs_nested
+    ]
+    windows = [(i, span) for i, spans in enumerate(nested) for span in spans]
+    encoded = tiny_tokenizer.encode([span.text for _, span in windows])
+    width = max(len(ids) for ids in encoded["input_ids"])
+    offsets = _padded(encoded["offset_mapping"], width, (0, 0), "int64")
+    ours = align_offsets(windows, offsets, doc_lengths(docs))
+    theirs = get_alignment_via_offset_mapping([span for _, span in windows], offsets)
+    assert ours.lengths.tolist() == theirs.lengths.tolist()
+    assert ours.dataXd.tolist() == theirs.dataXd.tolist()

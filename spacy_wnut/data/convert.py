@@ -16,7 +16,7 @@ from spacy.vocab import Vocab
 from tqdm import tqdm
 from wasabi import msg
 
-from ..errors import InputError
+from ..errors import InputError, require
 from .conll import WNUT17_LABELS, ReadReport, Repair, Sentence, check_tags, check_word, read_conll
 from .outputs import atomic_path, check_output
 
@@ -197,6 +197,7 @@ def convert_hf_dataset(
 
     Returns one summary per split ("data" for a plain `Dataset`).
     """
+    require("convert-hf", ["datasets"], "train")
     if hasattr(dataset, "column_names") and not isinstance(dataset.column_names, dict):
         splits = {"data": (dataset, Path(output))}
     else:

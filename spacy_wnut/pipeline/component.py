@@ -539,6 +539,7 @@ def load_pipeline(name: Union[str, Path], **kwargs) -> Language:
         raise ValueError(f"{name}: no pipeline directory or installed pipeline package of that name")
     if path.is_dir() and not (path / "config.cfg").is_file():
         raise ValueError(f"{path / 'config.cfg'}: missing; {path} is not a saved spaCy pipeline")
+    _require_training_stack_if_needed(path)
     try:
         return util.load_model(name, **kwargs)
     except (ValueError, OSError, KeyError, TypeError) as err:
@@ -546,6 +547,19 @@ def load_pipeline(name: Union[str, Path], **kwargs) -> Language:
         if str(path) in message:
             raise ValueError(message) from None
         raise ValueError(f"{name}: cannot load the pipeline ({type(err).__name__}: {message})") from None
+
+
+def _require_training_stack_if_needed(path: Path) -> None:
+    """A trainable pipeline (spacy-transformers inside) in a run-time install: say what to do, in one line."""
+    config = path / "config.cfg"
+    if config.is_file() and "spacy-transformers." in config.read_text(encoding="utf-8"):
+        from ..errors import require
+
+        require(
+            f"{path}: this is a trainable pipeline (spacy-transformers); loading it",
+            ["torch", "transformers", "spacy_transformers"],
+            "train",
+        )
 
 
 def find_wnut_pipe(nlp: Language, name: Optional[str] = None) -> Tuple[str, "SubwordNER"]:

@@ -22,6 +22,7 @@ from spacy.vocab import Vocab
 from thinc.api import Model
 
 from ..data.outputs import atomic_path, check_output
+from ..errors import TRAIN_PACKAGES, require
 from ..ml.head import has_spacy_features, head_as_torch_linear
 from ..pipeline.schemes import HeadScheme
 
@@ -69,6 +70,7 @@ def from_hf(
     nlp: add the component to this pipeline (default: `spacy.blank(lang)`).
     config: further component config (e.g. `{"spans_key": "sc"}`).
     """
+    require("import-hf", TRAIN_PACKAGES, "train")
     nlp = nlp if nlp is not None else spacy.blank(lang)
     component_config = copy.deepcopy(config or {})
     component_config.setdefault("model", {}).setdefault("transformer", {})["name"] = str(checkpoint)
@@ -117,6 +119,7 @@ def to_hf_model(nlp: Language, name: str = "wnut_ner"):
 
 def export_hf(nlp: Union[Language, str, Path], output: Union[str, Path], name: str = "wnut_ner") -> Path:
     """Write the component as a HF checkpoint directory (safetensors weights + tokenizer)."""
+    require("export-hf", TRAIN_PACKAGES, "train")
     check_output(output, [] if isinstance(nlp, Language) else [nlp])
     if not isinstance(nlp, Language):
         nlp = spacy.load(nlp)

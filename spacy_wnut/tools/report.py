@@ -20,6 +20,7 @@ from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc
 from spacy.training import Example
 
+from ..errors import require
 from .scoring import seqeval_scores
 
 OUTSIDE = "O"
@@ -218,6 +219,7 @@ def write_report(
 
     The output path and the data are checked before the pipeline runs.
     """
+    require("report", ["matplotlib"], "report")
     from ..data.outputs import atomic_path, check_output
     from ..pipeline.component import load_pipeline
     from .scoring import check_corpus, predict_examples, read_examples

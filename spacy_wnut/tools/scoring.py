@@ -9,12 +9,11 @@ same reference tokens (possible only with a non-gold tokenization), is counted
 and reported; spaCy's scorer counts such a prediction as a false positive.
 """
 
+import importlib.util
 from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Tuple, Union
 
-from seqeval.metrics import classification_report
-from seqeval.metrics.sequence_labeling import get_entities
 from spacy.language import Language
 from spacy.scorer import get_ner_prf
 from spacy.training import Corpus, Example
@@ -59,6 +58,9 @@ def seqeval_scores(examples: Iterable[Example]) -> Dict[str, Any]:
     Also returns `unscorable`: predicted entities that could not be placed on
     the reference tokens, by reason (see `aligned_iob`).
     """
+    from seqeval.metrics import classification_report
+    from seqeval.metrics.sequence_labeling import get_entities
+
     examples = list(examples)
     gold = [doc_to_iob(eg.reference) for eg in examples]
     pred = []
@@ -141,7 +143,8 @@ def evaluate(
         nlp, read_examples(nlp, data_path, gold_preproc=gold_preproc), batch_size=batch_size, progress=progress
     )
     spacy_scores = get_ner_prf(scored)
-    seqeval = seqeval_scores(scored)
+    # seqeval comes with `[train]`; a run-time install scores with spaCy's scorer alone.
+    seqeval = seqeval_scores(scored) if importlib.util.find_spec("seqeval") else {"unscorable": None}
     return {
         "spacy": {
             "ents_p": spacy_scores["ents_p"],
@@ -196,20 +199,23 @@ def print_scores(result: Dict[str, Any], output: Union[str, Path, None] = None) 
     from wasabi import msg
 
     spacy_scores, seq = result["spacy"], result["seqeval"]
-    rows = [
-        ("spaCy scorer", spacy_scores["ents_p"], spacy_scores["ents_r"], spacy_scores["ents_f"]),
-        ("seqeval", seq["p"], seq["r"], seq["f"]),
-    ]
+    rows = [("spaCy scorer", spacy_scores["ents_p"], spacy_scores["ents_r"], spacy_scores["ents_f"])]
+    per_type_of, per_type_scores = "seqeval", seq.get("per_type")
+    if "f" not in seq:
+        print("seqeval is not installed (pip install 'spacy-wnut[train]'): spaCy's scorer only")
+        per_type_of, per_type_scores = "spaCy", spacy_scores["ents_per_type"]
+    else:
+        rows.append(("seqeval", seq["p"], seq["r"], seq["f"]))
     msg.table(
         [(n, f"{p:.4f}", f"{r:.4f}", f"{f:.4f}") for n, p, r, f in rows],
         header=("scorer", "P", "R", "F1"),
         divider=True,
     )
     per_type = [
-        (label, f"{s['p']:.4f}", f"{s['r']:.4f}", f"{s['f']:.4f}", s["support"])
-        for label, s in sorted(seq["per_type"].items())
+        (label, f"{s['p']:.4f}", f"{s['r']:.4f}", f"{s['f']:.4f}", s.get("support", ""))
+        for label, s in sorted(per_type_scores.items())
     ]
-    msg.table(per_type, header=("type (seqeval)", "P", "R", "F1", "support"), divider=True)
+    msg.table(per_type, header=(f"type ({per_type_of})", "P", "R", "F1", "support"), divider=True)
     print(
         f"{result['docs']} docs in {result['seconds']:.1f}s; "
         f"unscorable predicted entities: {result['unscorable_predicted_entities']}; "
