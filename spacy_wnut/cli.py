@@ -286,7 +286,7 @@ def export_hf_cmd(
 def export_runtime_cmd(
     pipeline: str = Arg(..., help="trained pipeline directory or package name"),
     output: Path = Arg(..., help="directory for the run-time pipeline"),
-    int8: bool = Opt(False, "--int8", help="an int8 graph (smaller, faster; check its F1) instead of fp32"),
+    int8: bool = Opt(False, "--int8/--fp32", help="an int8 graph (smaller, faster; check its F1) or fp32"),
     component: Optional[str] = Opt(None, "--component", help="the wnut_ner component, if there are several"),
     overwrite: bool = Opt(False, "--overwrite", help="replace an existing output"),
 ) -> None:

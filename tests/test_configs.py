@@ -34,10 +34,13 @@ def test_project_workflow_runs_every_step_with_checksummed_assets():
         "train-final",
         "evaluate",
         "report",
+        "export-runtime",
+        "evaluate-runtime",
         "package",
     ]
     assert all(name in commands for name in project["workflows"]["all"])
     assert "training/model-best" in commands["train"]["outputs"]
+    assert "training/model-runtime" in commands["package"]["deps"]
     assert {"transformer", "mirror", "seed", "max_epochs"} <= set(project["vars"])
     assert "training/model-final" in commands["train-final"]["outputs"]
     assert (

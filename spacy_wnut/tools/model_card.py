@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 import srsly
+from spacy.language import Language
 
 from .. import __version__
 from ..data.outputs import atomic_path, check_output
-from ..pipeline.component import load_pipeline
+from ..pipeline.component import SubwordNER, find_wnut_pipe, load_pipeline
+from .runtime_export import RUNTIME_META_KEY
 
 DATA_SOURCE = "https://github.com/leondz/emerging_entities_17"
 DATA_LICENSE = "CC BY 4.0"
@@ -38,9 +40,8 @@ def package_meta(
     """
     nlp = load_pipeline(model)
     meta = dict(nlp.meta)
-    component = nlp.get_pipe("wnut_ner")
-    transformer = component.model.get_ref("transformer")
-    backbone = backbone or str(transformer.attrs["name"])
+    _, component = find_wnut_pipe(nlp)
+    backbone = backbone or backbone_name(nlp, component)
     seq = scores["seqeval"]
     per_type = {label: {"p": row["p"], "r": row["r"], "f": row["f"]} for label, row in sorted(seq["per_type"].items())}
     meta.update(
@@ -75,6 +76,13 @@ def package_meta(
         },
     )
     return meta
+
+
+def backbone_name(nlp: Language, component: SubwordNER) -> str:
+    """The backbone's name as configured (a run-time pipeline's meta keeps its source's)."""
+    if component.is_runtime:
+        return str(nlp.meta.get(RUNTIME_META_KEY, {}).get("backbone", "unknown"))
+    return str(component.model.get_ref("transformer").attrs["name"])
 
 
 def _backbone_url(backbone: str) -> str:

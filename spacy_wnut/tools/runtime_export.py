@@ -23,6 +23,7 @@ from ..pipeline.engines import export_onnx
 
 STRIDED_GETTERS = ("spacy_wnut.strided_spans.v1", "spacy-transformers.strided_spans.v1")
 RUNTIME_META_KEY = "spacy_wnut_runtime"
+TRAIN_ONLY = ("spacy-transformers", "spacy_transformers", "transformers", "torch")
 
 
 @dataclass
@@ -99,7 +100,11 @@ def build_runtime(nlp: Language, name: Optional[str] = None, *, int8: bool = Fal
     encoder = OnnxEncoder(export_onnx(model, quantize=int8), tokenizer.to_json(), tokenizer.settings(), int8)
     casing = model.ops.to_numpy(model.get_param("casing_W")) if model.attrs["casing_features"] else None
     set_runtime_weights(target.model, encoder, W, b, encoder_width(model), casing, features)
-    runtime.meta = {**nlp.meta, RUNTIME_META_KEY: {"graph": "int8" if int8 else "fp32", "component": name}}
+    backbone = str(model.get_ref("transformer").attrs["name"])
+    graph = "int8" if int8 else "fp32"
+    runtime.meta = {**nlp.meta, RUNTIME_META_KEY: {"graph": graph, "component": name, "backbone": backbone}}
+    # What `spacy package` found the source to need (spacy-transformers) is not needed here.
+    runtime.meta["requirements"] = [r for r in nlp.meta.get("requirements", []) if not r.startswith(TRAIN_ONLY)]
     return runtime
 
 
