@@ -1,8 +1,8 @@
 """How pip resolves the package's install as a new user meets it: a fresh venv, no pip cache.
 
-    python bench/install.py OUT_STEM [--rev REV ...] [--extra train]
+    python bench/install.py OUT_STEM [--rev REV[:EXTRA] ...]
 
-For each git revision (default: HEAD) it exports the tree, creates a venv, runs the README's way in
+For each git revision (default: HEAD with its `train` extra; `REV:` for no extra) it exports the tree, creates a venv, runs the README's way in
 (`pip install torch==2.13.0`, then `pip install -e '.[EXTRA]'`, both `--no-cache-dir`), and records the
 seconds, the wheels pip downloaded (and how many of them were transformers), and the size of
 site-packages. Revisions are measured one after the other in one run. Writes OUT_STEM.json / .md.
@@ -56,12 +56,12 @@ def measure(rev: str, extra: str, work: Path) -> Dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
-    parser.add_argument("--rev", action="append", help="git revisions to measure (default HEAD)")
-    parser.add_argument("--extra", default="train", help="the extra to install ('' for none)")
+    parser.add_argument("--rev", action="append", help="REV[:EXTRA] to measure (default HEAD:train)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-install-"))
     try:
-        rows = [measure(rev, args.extra, work) for rev in args.rev or ["HEAD"]]
+        revs = [item.partition(":")[::2] if ":" in item else (item, "train") for item in args.rev or ["HEAD"]]
+        rows = [measure(rev, extra, work) for rev, extra in revs]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
