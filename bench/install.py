@@ -2,7 +2,8 @@
 
     python bench/install.py OUT_STEM [--rev REV[:EXTRA] ...]
 
-For each git revision (default: HEAD with its `train` extra; `REV:` for no extra) it exports the tree, creates a venv, runs the README's way in
+For each git revision (default: HEAD with its `train` extra; `REV:` for no extra) it exports the tree,
+creates a venv, runs the README's way in
 (`pip install torch==2.13.0`, then `pip install -e '.[EXTRA]'`, both `--no-cache-dir`), and records the
 seconds, the wheels pip downloaded (and how many of them were transformers), and the size of
 site-packages. Revisions are measured one after the other in one run. Writes OUT_STEM.json / .md.
