@@ -187,3 +187,16 @@ def test_every_engine_runs_with_a_slow_tokenizer(slow_tokenizer_pipeline, engine
     expected = ents_of(nlp.pipe(TEXTS))
     assert expected[:4] == [[(s, e, label) for s, e, label in ents] for _, ents in TRAIN_DATA]
     assert ents_of(_with_engine(path, engine).pipe(TEXTS, batch_size=2)) == expected
+
+
+def test_int8_graph_keeps_down_projections_in_fp32(trained_nlp, tmp_path):
+    import onnx
+
+    model = trained_nlp.get_pipe("wnut_ner").model
+    (tmp_path / "fp32.onnx").write_bytes(engines.export_onnx(model, quantize=False))
+    kept = engines.down_projections(tmp_path / "fp32.onnx")
+    assert len(kept) == 3  # the feed-forward output of both layers, and the head
+    graph = onnx.load_from_string(engines.export_onnx(model, quantize=True)).graph
+    ops = {node.name: node.op_type for node in graph.node}
+    assert all(ops[name] == "MatMul" for name in kept)
+    assert any(op in ("MatMulInteger", "DynamicQuantizeMatMul") for op in ops.values())
