@@ -93,6 +93,14 @@ def test_ray_output_equals_single_process_output(ray_cluster, model_dir, shards,
     assert not (tmp_path / "out.partial").exists()
 
 
+def test_ray_runs_the_runtime_pipeline_with_the_same_entities(ray_cluster, model_dir, shards, reference, tmp_path):
+    from spacy_wnut.tools.runtime_export import export_runtime
+
+    export_runtime(model_dir, tmp_path / "runtime")
+    annotate_ray(tmp_path / "runtime", shards, tmp_path / "out", actors=2, batch_size=64)
+    assert keyed(iter_records(tmp_path / "out")) == keyed(reference)
+
+
 def test_a_worker_that_dies_is_replaced_and_its_batch_retried(ray_cluster, model_dir, shards, reference, tmp_path):
     marker = tmp_path / "fault-happened"
     summary = annotate_ray(model_dir, shards, tmp_path / "out", actors=2, batch_size=128, fault_marker=str(marker))

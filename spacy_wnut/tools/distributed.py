@@ -198,9 +198,7 @@ class BatchTagger:
         fault_marker: Optional[str] = None,
     ) -> None:
         start = time.perf_counter()
-        import torch
-
-        torch.set_num_threads(max(1, threads))
+        # n_threads sets torch's threads (when a torch pipeline has it loaded) and ONNX Runtime's.
         self.nlp = load_for_annotation(model, engine=engine, n_threads=max(1, threads))
         self.output_dir, self.output_format, self.fault_marker = Path(output_dir), output_format, fault_marker
         self.load_seconds = time.perf_counter() - start
