@@ -113,6 +113,33 @@ def fresh_env(path: Path, requirements: List[str]) -> Path:
     return python
 
 
+def footprints(work: Path) -> Dict[str, float]:
+    """MB of site-packages of fresh venvs: empty, spaCy alone (the run-time floor), run-time, [train]."""
+    wheel = package_wheel(work)
+    sizes = {}
+    for name, requirements in (
+        ("empty", []),
+        ("spacy", ["spacy"]),
+        ("runtime", [str(wheel)]),
+        ("train", [f"{wheel}[train]"]),
+    ):
+        if requirements:
+            fresh_env(work / f"venv-{name}", requirements)
+        else:
+            venv.create(work / f"venv-{name}", with_pip=True)
+        sizes[name] = site_packages_mb(work / f"venv-{name}")
+    return sizes
+
+
+def package_wheel(work: Path) -> Path:
+    wheel_dir = work / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(ROOT)], check=True
+    )
+    (wheel,) = wheel_dir.glob("spacy_wnut-*.whl")
+    return wheel
+
+
 def cold_start(python: Path, pipeline: Path, repeats: int) -> float:
     """Median seconds from process start to the first doc tagged."""
     times = []
@@ -135,7 +162,18 @@ def main(argv=None) -> None:
     parser.add_argument("out", type=Path, help="output stem: OUT.json and OUT.md")
     parser.add_argument("--quick", action="store_true", help="100 docs, one repeat (a smoke test)")
     parser.add_argument("--no-install", action="store_true", help="no fresh venvs: cold start in this environment")
+    parser.add_argument("--footprint-only", action="store_true", help="only the fresh venvs' sizes (spaCy alone too)")
     args = parser.parse_args(argv)
+    if args.footprint_only:
+        work = Path(tempfile.mkdtemp(prefix="bench-runtime-"))
+        try:
+            sizes = footprints(work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".json").write_text(json.dumps({"footprint_mb": sizes}, indent=2))
+        print(json.dumps(sizes, indent=2))
+        return
     gold = read_gold(args.test, limit=100 if args.quick else 0)
     repeats = 1 if args.quick else 3
     work = Path(tempfile.mkdtemp(prefix="bench-runtime-"))
