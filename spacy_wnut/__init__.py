@@ -17,6 +17,7 @@ _LAZY = {
     "export_runtime": "tools.runtime_export",
     "annotate": "tools.annotate",
     "run_evaluation": "tools.scoring",
+    "seqeval_metric_path": "training.hf_metric",
 }
 
 __all__ = [

@@ -52,6 +52,23 @@ def aligned_iob(example: Example) -> Tuple[List[str], Counter]:
     return tags, skipped
 
 
+def iob_tags(examples: Iterable[Example]) -> Tuple[List[List[str]], List[List[str]], Counter]:
+    """Gold and predicted IOB2 tags over each example's reference tokens, as seqeval scores them.
+
+    RETURNS (Tuple[List[List[str]], List[List[str]], Counter]): gold tags, predicted tags, and the
+        predicted entities that could not be placed, by reason (see `aligned_iob`).
+    """
+    gold: List[List[str]] = []
+    pred: List[List[str]] = []
+    unscorable: Counter = Counter()
+    for eg in examples:
+        gold.append(doc_to_iob(eg.reference))
+        tags, skipped = aligned_iob(eg)
+        pred.append(tags)
+        unscorable.update(skipped)
+    return gold, pred, unscorable
+
+
 def seqeval_scores(examples: Iterable[Example]) -> Dict[str, Any]:
     """seqeval's entity-level P/R/F1, overall (micro) and per type, as fractions.
 
@@ -61,14 +78,7 @@ def seqeval_scores(examples: Iterable[Example]) -> Dict[str, Any]:
     from seqeval.metrics import classification_report
     from seqeval.metrics.sequence_labeling import get_entities
 
-    examples = list(examples)
-    gold = [doc_to_iob(eg.reference) for eg in examples]
-    pred = []
-    unscorable: Counter = Counter()
-    for eg in examples:
-        tags, skipped = aligned_iob(eg)
-        pred.append(tags)
-        unscorable.update(skipped)
+    gold, pred, unscorable = iob_tags(examples)
     report = classification_report(gold, pred, output_dict=True, zero_division=0)
     per_type = {
         label: {"p": row["precision"], "r": row["recall"], "f": row["f1-score"], "support": int(row["support"])}
