@@ -2,27 +2,29 @@
 
 The tutorial's recipe as written: words tokenised with `is_split_into_words`,
 the label on each word's first subword and -100 on the rest,
-`DataCollatorForTokenClassification`, `Trainer`, seqeval F1 on dev to keep the
-best epoch. Because checkpoints move both ways, this is also the route for
-training at scale (`accelerate launch bench/hf_recipe.py ...` or `torchrun`
-for DDP on many GPUs) and serving in a spaCy pipeline:
+`DataCollatorForTokenClassification`, `Trainer`, and a `compute_metrics` that
+scores with `evaluate`'s seqeval (the copy packaged with spacy-wnut, loaded by
+path: offline) to keep the epoch with the best dev F1. Because checkpoints move
+both ways, this is also the route for training at scale (`accelerate launch
+bench/hf_recipe.py ...` or `torchrun` for DDP on many GPUs) and serving in a
+spaCy pipeline:
 
     python bench/hf_recipe.py MODEL corpus/train.spacy corpus/dev.spacy training/hf
     python -m spacy_wnut import-hf training/hf/best training/hf-spacy
 """
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-import numpy
 import spacy
-from seqeval.metrics import f1_score
 from spacy.tokens import DocBin
 
 from spacy_wnut.data.convert import doc_to_iob
 from spacy_wnut.pipeline.decode import TagScheme
+from spacy_wnut.training.hf_metric import compute_metrics
 
 # The tutorial's hyper-parameters (lr 2e-5, batch 16, 2 epochs, weight decay 0.01).
 TUTORIAL = {"learning_rate": 2e-5, "epochs": 2.0, "batch_size": 16, "weight_decay": 0.01}
@@ -89,13 +91,6 @@ def train(
     tokenizer = AutoTokenizer.from_pretrained(model_name)
     model = AutoModelForTokenClassification.from_pretrained(model_name, id2label=id2label, label2id=label2id)
 
-    def compute_metrics(prediction) -> Dict[str, float]:
-        logits, gold = prediction
-        predicted = numpy.argmax(logits, axis=-1)
-        pred_tags = [[id2label[p] for p, g in zip(ps, gs) if g != -100] for ps, gs in zip(predicted, gold)]
-        gold_tags = [[id2label[g] for g in gs if g != -100] for gs in gold]
-        return {"f1": f1_score(gold_tags, pred_tags)}
-
     args = TrainingArguments(
         output_dir=str(output / "checkpoints"),
         learning_rate=learning_rate,
@@ -122,7 +117,8 @@ def train(
         train_dataset=encode(tokenizer, train_words, train_tags, label2id),
         eval_dataset=encode(tokenizer, dev_words, dev_tags, label2id),
         data_collator=DataCollatorForTokenClassification(tokenizer),
-        compute_metrics=compute_metrics,
+        # The tutorial's compute_metrics: argmax, -100 positions dropped, evaluate.load(seqeval_metric_path()).
+        compute_metrics=compute_metrics(id2label),
     )
     start = time.perf_counter()
     trainer.train()
@@ -130,7 +126,13 @@ def train(
     dev = trainer.evaluate()
     trainer.save_model(str(output / "best"))
     tokenizer.save_pretrained(str(output / "best"))
-    return {"train_seconds": seconds, "dev_f1_first_subword": dev["eval_f1"], "checkpoint": str(output / "best")}
+    scores = {key: dev[f"eval_{key}"] for key in ("precision", "recall", "f1", "accuracy")}
+    return {
+        "train_seconds": seconds,
+        "dev_f1_first_subword": dev["eval_f1"],
+        "dev_scores_first_subword": scores,
+        "checkpoint": str(output / "best"),
+    }
 
 
 def main() -> None:
@@ -158,7 +160,7 @@ def main() -> None:
         max_steps=args.max_steps,
         seed=args.seed,
     )
-    print(result)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -196,6 +196,8 @@ def _run_hf_recipe(setup: Setup, name: str, hyper: Dict) -> Dict:
         "test": scores_from_char_entities(test, entities(test)),
         "dev_f": scores_from_char_entities(dev, entities(dev))["f"],
         "train_seconds": trained["train_seconds"],
+        # What the recipe's own compute_metrics (evaluate's seqeval) says on dev, first subwords, best epoch.
+        "trainer_dev_scores": trained["dev_scores_first_subword"],
         "words_per_second": speed,
         "hyper_parameters": hyper,
     }

@@ -55,6 +55,8 @@ def test_quick_benchmark_writes_results_table_and_chart(tiny_transformer, tmp_pa
             assert 0.0 <= figures["test"]["f"] <= 1.0, name
         if name not in engines | {"raw-encoder-forward"}:
             assert figures["train_seconds"] > 0, name
+        if name.startswith("hf-recipe"):  # scored by its compute_metrics through evaluate, offline
+            assert set(figures["trainer_dev_scores"]) == {"precision", "recall", "f1", "accuracy"}, name
     assert set(payload["ratios_ours_over_other"]) == others
     ran = {name for name in engines if "skipped" not in results[name]}
     assert set(payload["engines_over_fp32"]) == ran

@@ -1,5 +1,7 @@
 """HF token-classification checkpoints into the component and back out, with `pipeline()` parity."""
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -260,8 +262,12 @@ def test_trainer_recipe_script_trains_and_its_checkpoint_serves_in_spacy(tiny_tr
         ],
         capture_output=True,
         text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
     )
     assert out.returncode == 0, out.stderr[-3000:]
+    # Dev scores from the recipe's compute_metrics (the packaged seqeval metric, through evaluate).
+    dev = json.loads(out.stdout.strip().splitlines()[-1])["dev_scores_first_subword"]
+    assert set(dev) == {"precision", "recall", "f1", "accuracy"} and 0.0 <= dev["accuracy"] <= 1.0
     checkpoint = tmp_path / "hf" / "best"
     imported = from_hf(checkpoint)
     assert set(imported.get_pipe("wnut_ner").labels) == {"corporation", "creative-work", "location", "person"}
@@ -283,8 +289,6 @@ def test_trainer_recipe_script_trains_and_its_checkpoint_serves_in_spacy(tiny_tr
 
 def test_parity_script_reports_both_setups(trained_nlp, tmp_path):
     """bench/hf_parity.py: full parity on the pipeline's words; causes named on spaCy tokens."""
-    import json
-
     from spacy.tokens import DocBin
 
     trained_nlp.to_disk(tmp_path / "pipeline")
