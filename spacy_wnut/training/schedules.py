@@ -83,11 +83,3 @@ def record_training_step() -> Callable[[Language, Dict[str, Any]], None]:
         nlp.meta[STEP_META_KEY] = {"step": int(info["step"]), "epoch": int(info["epoch"])}
 
     return record
-
-
-
-
-
-
-
-

@@ -50,8 +50,8 @@ def train_final(
     from spacy.cli.train import train as spacy_train
     from spacy.util import load_config
 
-    from ..pipeline.component import load_pipeline
     from ..data.outputs import atomic_path, check_output
+    from ..pipeline.component import load_pipeline
 
     overrides = dict(overrides or {})
     check_output(output, [selected, *train, dev])
@@ -112,5 +112,3 @@ def _schedule_end(config) -> int:
         training["accumulate_gradient"],
         lambda: steps_per_epoch(corpus, batcher),
     )
-
-

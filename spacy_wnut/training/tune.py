@@ -17,9 +17,9 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import minibatch
 
+from ..ml.encoding import doc_lengths
 from ..pipeline.component import SubwordNER
 from ..pipeline.decode import TaggedBatch, TokenProbs, decode_entities
-from ..ml.encoding import doc_lengths
 from ..tools.scoring import read_examples
 
 DEFAULT_GRID: Tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
@@ -135,8 +135,8 @@ def tune_and_save(
     batch_size: int = 64,
 ) -> Tuple[BiasScore, List[BiasScore]]:
     """Tune `entity_bias` on `dev` and save the pipeline with the best value to `output` (atomically)."""
-    from ..pipeline.component import load_pipeline
     from ..data.outputs import atomic_path, check_output
+    from ..pipeline.component import load_pipeline
     from ..tools.scoring import check_corpus
 
     check_output(output, [model, dev])
