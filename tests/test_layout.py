@@ -15,7 +15,7 @@ from util import ROOT, ents_of
 PACKAGE = ROOT / "spacy_wnut"
 # Folders (and tools) that make up the run-time pipeline: loading, tagging, annotate, evaluate, serving.
 RUNTIME_PARTS = ["data", "ml", "pipeline", "tools/annotation", "errors.py", "__init__.py", "cli.py"]
-RUNTIME_TOOLS = ["annotate.py", "stopping.py", "scoring.py", "records.py"]
+RUNTIME_TOOLS = ["annotate.py", "stopping.py", "scoring.py", "records.py", "serve.py", "batching_queue.py"]
 TRAINING_STACK = {"torch", "transformers", "spacy_transformers", "datasets", "seqeval", "evaluate", "torchao"}
 
 
