@@ -108,3 +108,36 @@ def tiny_distilbert(tmp_path_factory) -> Path:
     )
     DistilBertModel(config).save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_mpnet(tmp_path_factory) -> Path:
+    """A tiny randomly initialised MPNet (all-mpnet-base-v2's architecture: no token type ids, positions
+    counted from the padding index + 1, relative attention, `<s>`/`</s>`/`<pad>` specials at the ids
+    of the real vocab, `MPNetTokenizerFast`) with the same WordPiece pieces as the BERT fixtures."""
+    import string
+
+    import torch
+    from transformers import MPNetConfig, MPNetModel, MPNetTokenizerFast
+
+    path = tmp_path_factory.mktemp("tiny-mpnet")
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    vocab = ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"] + chars + [f"##{c}" for c in chars] + TINY_WORDS
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    MPNetTokenizerFast(
+        vocab_file=str(path / "vocab.txt"), do_lower_case=True, unk_token="[UNK]", model_max_length=512
+    ).save_pretrained(path)
+    torch.manual_seed(0)
+    config = MPNetConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=514,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
+    MPNetModel(config).save_pretrained(path)
+    return path
