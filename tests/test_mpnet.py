@@ -7,12 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 import spacy
-from spacy.cli.train import train
-from spacy.tokens import DocBin
 
-from util import TRAIN_DATA, ents_of, make_nlp, overfit, train_examples
+from util import TRAIN_DATA, ents_of, make_nlp, overfit, train_shipped_config
 
-CONFIG = Path(__file__).parents[1] / "configs" / "distilbert.cfg"
 TEXTS = [text for text, _ in TRAIN_DATA] + ["TOM HANKS loves New York", "apple inc is watching game of thrones"]
 GOLD = [[(s, e, label) for s, e, label in ents] for _, ents in TRAIN_DATA]
 
@@ -146,21 +143,7 @@ def test_a_reloaded_mpnet_round_trips_through_a_hf_checkpoint_and_pipeline(mpnet
 
 def test_shipped_config_trains_an_mpnet_backbone(tiny_mpnet, tmp_path):
     """`spacy train configs/distilbert.cfg` as shipped (frozen embeddings, casing features, the subword batcher)."""
-    DocBin(docs=[eg.reference for eg in train_examples(spacy.blank("en"))]).to_disk(tmp_path / "data.spacy")
-    train(
-        CONFIG,
-        tmp_path / "out",
-        overrides={
-            "paths.transformer": str(tiny_mpnet),
-            "paths.train": str(tmp_path / "data.spacy"),
-            "paths.dev": str(tmp_path / "data.spacy"),
-            "training.max_steps": 12,
-            "training.eval_frequency": 6,
-            "training.max_epochs": 0,
-            "training.logger.progress_bar": None,
-        },
-    )
-    nlp = spacy.load(tmp_path / "out" / "model-last")
+    nlp = spacy.load(train_shipped_config(tiny_mpnet, tmp_path))
     encoder = nlp.get_pipe("wnut_ner").model.get_ref("transformer").transformer
     assert type(encoder).__name__ == "MPNetModel"
     assert not encoder.get_input_embeddings().weight.requires_grad
