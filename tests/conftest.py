@@ -36,18 +36,27 @@ def write_conll(tmp_path):
     return write
 
 
+def write_wordpiece_vocab(path: Path, specials) -> list:
+    """The tiny fixtures' WordPiece vocab (SPECIALS first, then characters, ##characters, TINY_WORDS) as vocab.txt."""
+    import string
+
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    vocab = list(specials) + chars + [f"##{c}" for c in chars] + TINY_WORDS
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return vocab
+
+
+BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
 @pytest.fixture(scope="session")
 def tiny_transformer(tmp_path_factory) -> Path:
     """A tiny randomly initialised BERT with a real WordPiece vocab, saved as a HF directory."""
-    import string
-
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     path = tmp_path_factory.mktemp("tiny-bert")
-    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + [f"##{c}" for c in chars] + TINY_WORDS
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    vocab = write_wordpiece_vocab(path, BERT_SPECIALS)
     BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True).save_pretrained(path)
     torch.manual_seed(0)
     config = BertConfig(
@@ -92,19 +101,44 @@ def model_dir(trained_nlp, tmp_path_factory) -> Path:
 def tiny_distilbert(tmp_path_factory) -> Path:
     """A tiny randomly initialised DistilBERT (the default backbone's architecture: no token type ids,
     its own embedding module names, `DistilBertTokenizerFast`) with the same WordPiece vocab."""
-    import string
-
     import torch
     from transformers import DistilBertConfig, DistilBertModel, DistilBertTokenizerFast
 
     path = tmp_path_factory.mktemp("tiny-distilbert")
-    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + [f"##{c}" for c in chars] + TINY_WORDS
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    vocab = write_wordpiece_vocab(path, BERT_SPECIALS)
     DistilBertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True).save_pretrained(path)
     torch.manual_seed(0)
     config = DistilBertConfig(
         vocab_size=len(vocab), dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=512
     )
     DistilBertModel(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_mpnet(tmp_path_factory) -> Path:
+    """A tiny randomly initialised MPNet (all-mpnet-base-v2's architecture: no token type ids, positions
+    counted from the padding index + 1, relative attention, `<s>`/`</s>`/`<pad>` specials at the ids
+    of the real vocab, `MPNetTokenizerFast`) with the same WordPiece pieces as the BERT fixtures."""
+    import torch
+    from transformers import MPNetConfig, MPNetModel, MPNetTokenizerFast
+
+    path = tmp_path_factory.mktemp("tiny-mpnet")
+    vocab = write_wordpiece_vocab(path, ("<s>", "<pad>", "</s>", "[UNK]", "<mask>"))
+    MPNetTokenizerFast(
+        vocab_file=str(path / "vocab.txt"), do_lower_case=True, unk_token="[UNK]", model_max_length=512
+    ).save_pretrained(path)
+    torch.manual_seed(0)
+    config = MPNetConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=514,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
+    MPNetModel(config).save_pretrained(path)
     return path

@@ -59,6 +59,17 @@ def test_to_bytes_from_bytes_gives_same_predictions(trained_nlp, tiny_transforme
     assert ents_of(fresh.pipe(TEXTS)) == GOLD
 
 
+def test_a_reloaded_encoder_keeps_its_exact_layer_norm_eps(model_dir, trained_nlp, tiny_transformer):
+    """spacy-transformers reloads the encoder's config through a JSON writer that keeps 10 decimals (1e-12 -> 0.0)."""
+    import torch
+
+    from_bytes = make_nlp(tiny_transformer).from_bytes(trained_nlp.to_bytes())
+    for nlp in (spacy.load(model_dir), from_bytes):
+        encoder = nlp.get_pipe("wnut_ner").model.get_ref("transformer").transformer
+        assert encoder.config.layer_norm_eps == 1e-12
+        assert {m.eps for m in encoder.modules() if isinstance(m, torch.nn.LayerNorm)} == {1e-12}
+
+
 def test_pickle_gives_same_predictions(trained_nlp):
     assert ents_of(pickle.loads(pickle.dumps(trained_nlp)).pipe(TEXTS)) == GOLD
 

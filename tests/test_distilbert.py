@@ -2,38 +2,18 @@
 `DistilBertTokenizerFast`) through the main paths: `spacy train` with the shipped config, every
 engine, and export-hf -> `pipeline()` -> import-hf."""
 
-from pathlib import Path
-
 import pytest
 import spacy
-from spacy.cli.train import train
-from spacy.tokens import DocBin
 
-from util import TRAIN_DATA, ents_of, make_nlp, overfit, train_examples
+from util import TRAIN_DATA, ents_of, make_nlp, overfit, train_shipped_config
 
-CONFIG = Path(__file__).parents[1] / "configs" / "distilbert.cfg"
 TEXTS = [text for text, _ in TRAIN_DATA] + ["TOM HANKS loves New York", "apple inc is watching game of thrones"]
 
 
 @pytest.fixture(scope="module")
 def trained_with_shipped_config(tiny_distilbert, tmp_path_factory):
     """`spacy train configs/distilbert.cfg` as shipped (frozen embeddings, casing features), a few steps."""
-    tmp = tmp_path_factory.mktemp("distilbert-train")
-    DocBin(docs=[eg.reference for eg in train_examples(spacy.blank("en"))]).to_disk(tmp / "data.spacy")
-    train(
-        CONFIG,
-        tmp / "out",
-        overrides={
-            "paths.transformer": str(tiny_distilbert),
-            "paths.train": str(tmp / "data.spacy"),
-            "paths.dev": str(tmp / "data.spacy"),
-            "training.max_steps": 12,
-            "training.eval_frequency": 6,
-            "training.max_epochs": 0,
-            "training.logger.progress_bar": None,
-        },
-    )
-    return tmp / "out" / "model-last"
+    return train_shipped_config(tiny_distilbert, tmp_path_factory.mktemp("distilbert-train"))
 
 
 def test_shipped_config_trains_a_distilbert_backbone(trained_with_shipped_config, tiny_distilbert):

@@ -48,6 +48,29 @@ def overfit(nlp, data=TRAIN_DATA, steps: int = 60, learn_rate: float = 1e-3):
     return losses
 
 
+def train_shipped_config(transformer: Path, tmp: Path, max_steps: int = 12) -> Path:
+    """`spacy train configs/distilbert.cfg` as shipped on TRAIN_DATA (train = dev), a few steps; RETURNS model-last."""
+    import spacy
+    from spacy.cli.train import train
+    from spacy.tokens import DocBin
+
+    DocBin(docs=[eg.reference for eg in train_examples(spacy.blank("en"))]).to_disk(tmp / "data.spacy")
+    train(
+        ROOT / "configs" / "distilbert.cfg",
+        tmp / "out",
+        overrides={
+            "paths.transformer": str(transformer),
+            "paths.train": str(tmp / "data.spacy"),
+            "paths.dev": str(tmp / "data.spacy"),
+            "training.max_steps": max_steps,
+            "training.eval_frequency": max_steps // 2,
+            "training.max_epochs": 0,
+            "training.logger.progress_bar": None,
+        },
+    )
+    return tmp / "out" / "model-last"
+
+
 def ents_of(docs):
     """Entities of docs as comparable (start_char, end_char, label) lists."""
     return [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in docs]

@@ -105,6 +105,41 @@ def apply_frozen_embeddings(model: Model) -> None:
         encoder.get_input_embeddings().weight.requires_grad_(False)
 
 
+# spacy-transformers reloads a saved encoder's config through srsly's JSON writer, which keeps 10
+# decimals: `layer_norm_eps = 1e-12` (BERT, MiniLM, MPNet's default) comes back as 0.0. A LayerNorm
+# over a constant row then divides 0 by 0: MPNet's padding rows (zero word and position embeddings)
+# turn into NaN, which attention spreads over every row of the batch. The component keeps the exact
+# value as text in its cfg (JSON keeps text exactly) and puts it back after loading.
+LAYER_NORM_EPS = "layer_norm_eps"
+
+
+def encoder_layer_norm_eps(model: Model) -> Optional[str]:
+    """The encoder's `layer_norm_eps` as exact text (`repr`), or None where its config has none."""
+    config = getattr(model.get_ref("transformer").transformer, "config", None)
+    eps = getattr(config, LAYER_NORM_EPS, None)
+    return repr(float(eps)) if isinstance(eps, (int, float)) else None
+
+
+def restore_layer_norm_eps(model: Model, exact: Optional[str]) -> int:
+    """Put the exact `layer_norm_eps` back into a reloaded encoder's config and LayerNorms; RETURNS how many changed.
+
+    Only LayerNorms built from the config (whose eps equals the reloaded config's) are changed.
+    """
+    import torch
+
+    encoder = model.get_ref("transformer").transformer
+    loaded = getattr(getattr(encoder, "config", None), LAYER_NORM_EPS, None)
+    if exact is None or loaded is None or float(exact) == loaded:
+        return 0
+    setattr(encoder.config, LAYER_NORM_EPS, float(exact))
+    changed = 0
+    for module in encoder.modules():
+        if isinstance(module, torch.nn.LayerNorm) and module.eps == loaded:
+            module.eps = float(exact)
+            changed += 1
+    return changed
+
+
 def wordpiece_batch(encoded: EncodedBatch, tokenizer=None):
     """The batch as spacy-transformers' `WordpieceBatch` (subword strings only when a HF tokenizer is given)."""
     from spacy_transformers.data_classes import WordpieceBatch

@@ -23,7 +23,7 @@ from ..ml.backbones import resolve_backbone
 from ..ml.encoding import doc_lengths, model_encoding
 from ..ml.head import SubwordScores
 from ..ml.onnx_tagger import RUNTIME_HINT, is_runtime_model
-from ..ml.tagger import apply_frozen_embeddings
+from ..ml.tagger import LAYER_NORM_EPS, apply_frozen_embeddings, encoder_layer_norm_eps, restore_layer_norm_eps
 from .decode import DECODERS, EntitySpans, TaggedBatch, TagScheme, TokenProbs, decode_entities, softmax, token_probs
 from .engines import ONNX_ENGINES, EngineRunner
 from .schemes import HeadScheme
@@ -271,6 +271,9 @@ class SubwordNER(TrainablePipe):
             raise ValueError(Errors.E923.format(name=self.name))
         self.model.set_dim("nO", len(self.head.tags), force=True)
         self.model.initialize(X=doc_sample)
+        exact_eps = encoder_layer_norm_eps(self.model)
+        if exact_eps is not None:
+            self.cfg[LAYER_NORM_EPS] = exact_eps
         self.engine_runner.invalidate()
         if checkpoint_head:
             from ..tools.hf_checkpoint import load_classifier
@@ -409,6 +412,7 @@ class SubwordNER(TrainablePipe):
     def _after_load(self) -> None:
         if not self.is_runtime:
             apply_frozen_embeddings(self.model)
+            restore_layer_norm_eps(self.model, self.cfg.get(LAYER_NORM_EPS))
 
     def is_initialized(self) -> bool:
         """Whether the head has weights (after `initialize` or loading)."""
