@@ -108,3 +108,17 @@ def test_package_meta_needs_evaluate_scores(trained_nlp, tmp_path):
     with pytest.raises(ValueError, match="scores.json: not the JSON of `spacy wnut evaluate --output`"):
         write_package_meta(tmp_path / "model", tmp_path / "scores.json", tmp_path / "meta.json")
     assert not (tmp_path / "meta.json").exists()
+
+
+def test_the_install_brings_what_spacy_package_builds_wheels_with():
+    """`spacy package --build wheel` (project.yml's package step) needs `build`: `[train]` must bring it."""
+    import configparser
+    import importlib.util
+
+    from util import ROOT
+
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    train = parser["options.extras_require"]["train"]
+    assert any(line.strip().startswith("build") for line in train.splitlines())
+    assert importlib.util.find_spec("build") is not None
