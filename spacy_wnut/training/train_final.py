@@ -1,0 +1,114 @@
+"""`train-final`: retrain on all labelled data (train + dev) for the step count selected on dev."""
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+from spacy.util import registry
+
+from .schedules import STEP_META_KEY, steps_per_epoch, total_training_steps
+
+
+def selected_step(pipeline: Union[str, Path]) -> int:
+    """The training step at which a pipeline saved by `spacy train` was selected (`record_training_step`)."""
+    import srsly
+
+    meta_path = Path(pipeline) / "meta.json"
+    if not meta_path.is_file():
+        raise ValueError(f"{meta_path}: missing; {pipeline} is not a saved pipeline")
+    step = srsly.read_json(meta_path).get(STEP_META_KEY, {}).get("step")
+    if not step:
+        raise ValueError(
+            f"{meta_path}: no training step recorded; train with "
+            '`[training] before_update = {"@callbacks":"spacy_wnut.record_training_step.v1"}`'
+        )
+    return int(step)
+
+
+def train_final(
+    config_path: Union[str, Path],
+    selected: Union[str, Path],
+    output: Union[str, Path],
+    train: List[Union[str, Path]],
+    dev: Union[str, Path],
+    overrides: Optional[Dict[str, Any]] = None,
+    gpu_id: int = -1,
+) -> Dict[str, Any]:
+    """Retrain `config_path` on all of `train` (e.g. train and dev) for the step count at which
+    `selected` was chosen, on the selection run's learning-rate schedule, and save it with
+    `selected`'s `entity_bias` to `output` (atomically).
+
+    The selection run's schedule length is derived again from its own training
+    corpus (`overrides["paths.train"]`, or the config's) and `max_epochs`, so the
+    final model sees the same learning rate at each step; it stops at the
+    selected step, and its last state is saved (no model is chosen on `dev`,
+    which it was trained on).
+    """
+    import tempfile
+
+    from spacy.cli.train import train as spacy_train
+    from spacy.util import load_config
+
+    from ..pipeline.component import load_pipeline
+    from ..data.outputs import atomic_path, check_output
+
+    overrides = dict(overrides or {})
+    check_output(output, [selected, *train, dev])
+    step = selected_step(selected)
+    bias = load_pipeline(selected).get_pipe("wnut_ner").entity_bias
+    config = load_config(config_path, overrides=overrides, interpolate=True)
+    total = _schedule_end(config)
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "train"
+        corpus.mkdir()
+        for i, path in enumerate(train):
+            for j, file in enumerate(_docbins(Path(path))):
+                (corpus / f"{i:02d}-{j:03d}.spacy").symlink_to(Path(file).resolve())
+        final_overrides = {
+            **overrides,
+            "paths.train": str(corpus),
+            "paths.dev": str(dev),
+            "training.max_steps": step,
+            "training.max_epochs": 0,
+            "training.eval_frequency": step,
+            "training.optimizer.learn_rate.total_steps": total,
+        }
+        spacy_train(config_path, Path(tmp) / "out", use_gpu=gpu_id, overrides=final_overrides)
+        nlp = load_pipeline(
+            Path(tmp) / "out" / "model-last", config={"components": {"wnut_ner": {"entity_bias": bias}}}
+        )
+        nlp.meta[STEP_META_KEY] = {
+            "step": step,
+            "epoch": None,
+            "final": True,
+            "schedule_steps": total,
+            "train": [str(p) for p in train],
+        }
+        with atomic_path(output) as out:
+            nlp.to_disk(out)
+    return {"steps": step, "total_steps": total, "entity_bias": bias}
+
+
+def _docbins(path: Path) -> List[Path]:
+    from ..data.convert import docbin_files
+
+    return docbin_files(path)
+
+
+def _schedule_end(config) -> int:
+    """The step at which the selection run's learning rate reached 0 (its `total_steps`)."""
+    given = config["training"]["optimizer"]["learn_rate"].get("total_steps")
+    if given:
+        return int(given)
+    training = config["training"]
+    batcher = registry.resolve({"b": config["training"]["batcher"]})["b"]
+    corpus = config["paths"]["train"]
+    if not corpus:
+        raise ValueError("the config has no `paths.train` to derive the selection run's schedule from")
+    return total_training_steps(
+        training["max_epochs"],
+        training["max_steps"],
+        training["accumulate_gradient"],
+        lambda: steps_per_epoch(corpus, batcher),
+    )
+
+
