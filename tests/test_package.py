@@ -12,7 +12,7 @@ from spacy.tokens import DocBin
 from spacy_wnut.tools.model_card import write_package_meta
 from spacy_wnut.tools.scoring import run_evaluation
 
-from util import TRAIN_DATA, ents_of, train_examples
+from .util import TRAIN_DATA, ents_of, train_examples
 
 TEXTS = [text for text, _ in TRAIN_DATA] + ["Tom Hanks loves New York"]
 
@@ -108,3 +108,14 @@ def test_package_meta_needs_evaluate_scores(trained_nlp, tmp_path):
     with pytest.raises(ValueError, match="scores.json: not the JSON of `spacy wnut evaluate --output`"):
         write_package_meta(tmp_path / "model", tmp_path / "scores.json", tmp_path / "meta.json")
     assert not (tmp_path / "meta.json").exists()
+
+
+def test_package_meta_finds_the_component_by_factory(trained_nlp, tmp_path):
+    from spacy_wnut.tools.model_card import package_meta
+
+    from .util import save_renamed
+
+    model = save_renamed(trained_nlp, tmp_path / "model", "ner")
+    scores = {"seqeval": {"p": 1.0, "r": 1.0, "f": 1.0, "per_type": {}}, "docs": 4}
+    meta = package_meta(model, scores, backbone="tiny-test-bert")
+    assert meta["spacy_wnut"]["entity_bias"] == 0.0 and meta["spacy_wnut"]["backbone"] == "tiny-test-bert"
