@@ -9,7 +9,7 @@ import spacy
 from spacy.cli.train import train
 from spacy.tokens import DocBin
 
-from util import TRAIN_DATA, ents_of, make_nlp, overfit, train_examples
+from .util import TRAIN_DATA, ents_of, make_nlp, overfit, train_examples
 
 CONFIG = Path(__file__).parents[1] / "configs" / "distilbert.cfg"
 TEXTS = [text for text, _ in TRAIN_DATA] + ["TOM HANKS loves New York", "apple inc is watching game of thrones"]

@@ -82,7 +82,7 @@ def build_runtime(nlp: Language, name: Optional[str] = None, *, int8: bool = Fal
     if tokenizer is None or not tokenizer.is_fast:
         raise ConfigError(
             f"[{name}] the encoder's tokenizer is slow-only (no tokenizer.json): the run-time pipeline needs a fast "
-            "tokenizer; train with tokenizer_config = {\"use_fast\": true} on a backbone that has one"
+            'tokenizer; train with tokenizer_config = {"use_fast": true} on a backbone that has one'
         )
     config = runtime_config(nlp.config, name, int8)
     runtime = util.load_model_from_config(config, auto_fill=False, validate=True)
