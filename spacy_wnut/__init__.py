@@ -5,13 +5,15 @@ import logging
 from typing import Any
 
 from .data.conll import WNUT17_LABELS, read_conll
-from .data.convert import ConversionSummary, convert_conll, convert_hf_dataset
 from .errors import ConfigError, InputError, MissingExtra, OutputError, UserError
 
 __version__ = "0.3.0"
 
 # Loaded on first use, so that `import spacy_wnut` stays light.
 _LAZY = {
+    "ConversionSummary": "data.convert",
+    "convert_conll": "data.convert",
+    "convert_hf_dataset": "data.convert",
     "SubwordNER": "pipeline.component",
     "load_pipeline": "pipeline.component",
     "export_runtime": "tools.runtime_export",
@@ -23,9 +25,6 @@ _LAZY = {
 __all__ = [
     "WNUT17_LABELS",
     "read_conll",
-    "ConversionSummary",
-    "convert_conll",
-    "convert_hf_dataset",
     "UserError",
     "InputError",
     "OutputError",

@@ -1,25 +1,36 @@
 """Command line: `spacy wnut COMMAND ...` (spaCy's own CLI, through the `spacy_cli` entry point) or
-`python -m spacy_wnut COMMAND ...`. Each command is a thin wrapper over a library function.
+`python -m spacy_wnut COMMAND ...`. Each command is a thin wrapper over a library function; what
+the library returns is printed here.
 
-Bad input, outputs that must not be written and missing packages end the
-command with exit status 1 and one line on stderr that names the file, line
-or option; a run stopped by SIGINT/SIGTERM exits with 128 + the signal number.
+Errors a user can fix (`spacy_wnut.errors.UserError`: bad input, outputs that
+must not be written, bad options or configs, missing packages) and click's usage
+errors end the command with one line on stderr that names the file, line or
+option, and exit status 1 (2 for usage errors; a run stopped by SIGINT/SIGTERM
+exits with 128 + the signal number). Anything else is a bug and keeps its traceback.
+Options follow spaCy's CLI: `--output/-o`, `--code/-c`, `--gpu-id/-g`,
+`--overwrite`; an output of `-` is stdout (the summary then goes to stderr).
 """
 
 import functools
 import sys
+import warnings
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional, TextIO
 
 import click
 import typer
 
-from .errors import UserError
+from .errors import ConfigError, UserError
 
 HELP = "spacy-wnut: transformer subword NER for spaCy (WNUT 17): convert, tag, score, tune, package."
 app = typer.Typer(name="wnut", help=HELP, no_args_is_help=True, add_completion=False)
 Arg, Opt = typer.Argument, typer.Option
 _EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+_LISTED = 20  # line numbers listed in a summary, per reason
+# Usage errors: click's (raised by spaCy's config-override parser) and those of the click typer carries.
+_USAGE_ERRORS = tuple(
+    {click.ClickException, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")}
+)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -27,23 +38,173 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"⚠ {message}", file=sys.stderr)
+
+
 def user_errors(command: Callable) -> Callable:
-    """Turn the errors a user can fix into one line on stderr and exit status 1 (nothing else is caught)."""
+    """Turn the errors a user can fix (and usage errors) into one line on stderr; nothing else is caught.
+    Warnings are shown in one line too."""
 
     @functools.wraps(command)
     def run(*args, **kwargs):
-        from .tools.annotate import Interrupted
-
-        try:
-            return command(*args, **kwargs)
-        except Interrupted as stop:
-            _fail(str(stop), stop.exit_code)
-        except click.ClickException as err:  # e.g. an unknown `--section.key` override
-            _fail(err.format_message(), 2)
-        except (UserError, ValueError, OSError, ImportError) as err:
-            _fail(str(err))
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            try:
+                return command(*args, **kwargs)
+            except _USAGE_ERRORS as err:  # e.g. an unknown `--section.key` override
+                _fail(err.format_message(), 2)
+            except UserError as err:
+                _fail(str(err), err.exit_code)
 
     return run
+
+
+def _console(*outputs) -> TextIO:
+    """Where a command's summary goes: stderr when one of its outputs is stdout (`-`, `/dev/stdout`), else stdout."""
+    from .data.outputs import is_stdout
+
+    return sys.stderr if any(is_stdout(output) for output in outputs if output is not None) else sys.stdout
+
+
+def _import_code(code: Optional[Path]) -> None:
+    """`--code`: import a Python file with registered functions (custom components, architectures), as spaCy does."""
+    if code is None:
+        return
+    if not Path(code).is_file():
+        raise ConfigError(f"--code {code}: no such file")
+    from spacy.util import import_file
+
+    import_file("python_code", code)
+
+
+def _use_gpu(gpu_id: int) -> None:
+    """`--gpu-id`: run on that GPU (-1: the CPU), as `spacy evaluate` does."""
+    if gpu_id < 0:
+        return
+    from thinc.api import require_gpu
+
+    try:
+        require_gpu(gpu_id)
+    except ValueError as err:
+        raise ConfigError(f"--gpu-id {gpu_id}: {err}") from None
+
+
+def _given(ctx: typer.Context, options: Dict[str, str]) -> List[str]:
+    """Which of `options` (parameter name -> option as spelled) were given on the command line."""
+    sources = {name: ctx.get_parameter_source(name) for name in options}
+    return [flag for name, flag in options.items() if sources[name] is not None and sources[name].name != "DEFAULT"]
+
+
+_CODE_HELP = "Python file with registered functions (custom components, architectures) to import first"
+_GPU_HELP = "GPU to run on, -1 for the CPU"
+_OVERWRITE_HELP = "replace an existing output"
+_COMPONENT_HELP = "the wnut_ner component's name (default: the pipeline's one wnut_ner component)"
+
+
+def prf_table(rows, first: str = "", extra: tuple = ()) -> str:
+    """The one P/R/F1 table every command prints: rows of (name, P, R, F1, *extra columns)."""
+    from wasabi import table
+
+    data = [(name, f"{p:.4f}", f"{r:.4f}", f"{f:.4f}", *more) for name, p, r, f, *more in rows]
+    aligns = ("l", "r", "r", "r") + ("r",) * len(extra)
+    return table(data, header=(first, "P", "R", "F1", *extra), divider=True, aligns=aligns)
+
+
+def score_rows(spacy_scores, seqeval) -> list:
+    """Rows for `prf_table`: both scorers overall, then seqeval per type (with support).
+
+    Without seqeval (a run-time install, no `[train]`), spaCy's scorer overall and per type.
+    """
+    if "f" not in seqeval:
+        rows = [("spaCy scorer (no seqeval: pip install 'spacy-wnut[train]')", *_prf(spacy_scores, "ents_"), "")]
+        per_type = spacy_scores["ents_per_type"] or {}
+        return rows + [(f"  {label}", *_prf(row), "") for label, row in sorted(per_type.items())]
+    total = sum(row["support"] for row in seqeval["per_type"].values())
+    rows = [
+        ("spaCy scorer", spacy_scores["ents_p"], spacy_scores["ents_r"], spacy_scores["ents_f"], total),
+        ("seqeval", seqeval["p"], seqeval["r"], seqeval["f"], total),
+    ]
+    for label, row in sorted(seqeval["per_type"].items()):
+        rows.append((f"  {label}", row["p"], row["r"], row["f"], row["support"]))
+    return rows
+
+
+def _prf(scores, prefix: str = "") -> tuple:
+    return scores[f"{prefix}p"], scores[f"{prefix}r"], scores[f"{prefix}f"]
+
+
+def print_conversion(summary, out: TextIO = None, max_repairs: int = 20) -> None:
+    """What a conversion wrote, and every kind of repair (the first `max_repairs` located)."""
+    out = out or sys.stdout
+    print(
+        f"✔ {summary.source} -> {summary.output}: {summary.docs} docs, {summary.sentences} sentences, "
+        f"{summary.tokens} tokens, {sum(summary.entities.values())} entities",
+        file=out,
+    )
+    if summary.entities:
+        from wasabi import table
+
+        print(table(sorted(summary.entities.items()), header=("entity type", "count"), divider=True), file=out)
+    if summary.tab_separators:
+        print(f"ℹ {summary.tab_separators} sentence separators were lines holding only a tab", file=out)
+    if summary.byte_order_mark:
+        print("ℹ the UTF-8 byte-order mark opening the file was removed (it is no part of the first token)", file=out)
+    if getattr(summary, "docstarts", 0):
+        print(f"ℹ {summary.docstarts} -DOCSTART- line(s) (document markers, not tokens) were left out", file=out)
+    if summary.repairs:
+        print(f"⚠ {len(summary.repairs)} repairs (use --strict to make them errors):", file=out)
+        for repair in summary.repairs[:max_repairs]:
+            print(f"  {repair.where}: {repair.problem}", file=out)
+        if len(summary.repairs) > max_repairs:
+            print(f"  ... and {len(summary.repairs) - max_repairs} more", file=out)
+    else:
+        print("ℹ no repairs", file=out)
+
+
+def print_annotation(summary, out: TextIO = None) -> None:
+    """Docs in/out, skipped lines by reason (with line numbers), blank lines, renamed fields, entities."""
+    out = out or sys.stdout
+    if summary.resumed_after is not None:
+        source, line = summary.resumed_after
+        print(f"resumed after {source}:{line} ({summary.already_done} docs were already written)", file=out)
+    print(f"docs in: {summary.docs_in}, docs out: {summary.docs_out}", file=out)
+    for reason, count in summary.skipped.items():
+        lines = ", ".join(map(str, summary.skipped_lines[reason]))
+        more = " ..." if count > len(summary.skipped_lines[reason]) else ""
+        print(f"skipped {count} line(s), {reason}: line {lines}{more}", file=out)
+    if summary.blank_lines:
+        listed = ", ".join(map(str, summary.blank_lines[:_LISTED]))
+        more = " ..." if len(summary.blank_lines) > _LISTED else ""
+        print(f"blank lines (no doc): {len(summary.blank_lines)}: line {listed}{more}", file=out)
+    for name, count in summary.renamed_fields.items():
+        print(f"input field {name!r} renamed to 'input_{name}' in {count} record(s) (it is an output field)", file=out)
+    if summary.entities:
+        print("entities: " + ", ".join(f"{label} {n}" for label, n in summary.entities.most_common()), file=out)
+    for output in summary.outputs:
+        print(f"wrote {output}", file=out)
+
+
+def print_ray_summary(summary) -> None:
+    """Files and records in/out/errors (and the check that they add up), entities, timings."""
+    from .tools.distributed import ERRORS_DIR
+
+    ignored = f"; left out (hidden or _-named): {', '.join(summary.ignored_files)}" if summary.ignored_files else ""
+    print(f"input files: {summary.input_files}{ignored}")
+    print(
+        f"records in: {summary.records_in}, written: {summary.records_out}, error records: {summary.error_records} "
+        f"({'adds up' if summary.balanced else 'DOES NOT ADD UP'}); blank lines: {summary.blank_lines}"
+    )
+    for reason, count in summary.errors.items():
+        print(f"error records, {reason}: {count}")
+    if summary.entities:
+        print("entities: " + ", ".join(f"{label} {n}" for label, n in summary.entities.most_common()))
+    print(
+        f"{summary.actors} actor(s), {summary.batches} batches; start-up {summary.startup_seconds:.1f}s, "
+        f"pipeline load {summary.model_load_seconds:.1f}s per actor, run {summary.run_seconds:.1f}s"
+    )
+    for output in summary.outputs:
+        print(f"wrote {output} (errors in {Path(output) / ERRORS_DIR})")
 
 
 @app.command("fetch")
@@ -62,15 +223,16 @@ def fetch_cmd(
 @user_errors
 def convert_cmd(
     input: Path = Arg(..., help="CoNLL file: TOKEN<TAB>TAG lines, IOB2"),
-    output: Path = Arg(..., help="output .spacy file (replaced when complete)"),
+    output: Path = Arg(..., help="output .spacy file (replaced when complete), - for stdout"),
     n_sents: int = Opt(1, "--n-sents", min=1, help="sentences per doc"),
     strict: bool = Opt(False, "--strict", help="make repairs errors"),
     any_label: bool = Opt(False, "--any-label", help="accept any entity type, not only WNUT 17's six"),
+    overwrite: bool = Opt(False, "--overwrite", help=_OVERWRITE_HELP),
     no_progress: bool = Opt(False, "--no-progress", help="hide the progress bar"),
 ) -> None:
     """Convert WNUT-style CoNLL to a spaCy DocBin, reporting every repair."""
     from .data.conll import WNUT17_LABELS
-    from .data.convert import convert_conll, print_summary
+    from .data.convert import convert_conll
 
     summary = convert_conll(
         input,
@@ -79,8 +241,9 @@ def convert_cmd(
         labels=None if any_label else WNUT17_LABELS,
         strict=strict,
         progress=not no_progress,
+        overwrite=overwrite,
     )
-    print_summary(summary)
+    print_conversion(summary, _console(output))
 
 
 @app.command("convert-hf")
@@ -93,12 +256,15 @@ def convert_hf_cmd(
     tags_column: str = Opt("ner_tags", "--tags-column"),
     n_sents: int = Opt(1, "--n-sents", min=1, help="sentences per doc"),
     strict: bool = Opt(False, "--strict", help="make repairs errors"),
+    overwrite: bool = Opt(False, "--overwrite", help=_OVERWRITE_HELP),
     no_progress: bool = Opt(False, "--no-progress"),
 ) -> None:
     """Convert a Hugging Face token-classification dataset to DocBins."""
-    import datasets
+    from .data.convert import convert_hf_dataset
+    from .errors import require
 
-    from .data.convert import convert_hf_dataset, print_summary
+    require("convert-hf", ["datasets"], "train")
+    import datasets
 
     summaries = convert_hf_dataset(
         datasets.load_dataset(dataset, config),
@@ -108,9 +274,10 @@ def convert_hf_cmd(
         tags_column=tags_column,
         strict=strict,
         progress=not no_progress,
+        overwrite=overwrite,
     )
     for summary in summaries.values():
-        print_summary(summary)
+        print_conversion(summary)
 
 
 @app.command("evaluate")
@@ -118,20 +285,38 @@ def convert_hf_cmd(
 def evaluate_cmd(
     model: str = Arg(..., help="pipeline directory or package name"),
     data: Path = Arg(..., help=".spacy DocBin (or directory of them) with gold entities"),
-    output: Optional[Path] = Opt(None, "--output", help="write all scores as JSON here"),
+    output: Optional[Path] = Opt(None, "--output", "-o", help="write all scores as JSON here (- for stdout)"),
     batch_size: int = Opt(64, "--batch-size", min=1),
     no_gold_preproc: bool = Opt(False, "--no-gold-preproc", help="predict on spaCy's own tokenization"),
+    code: Optional[Path] = Opt(None, "--code", "-c", help=_CODE_HELP),
+    gpu_id: int = Opt(-1, "--gpu-id", "-g", help=_GPU_HELP),
+    overwrite: bool = Opt(False, "--overwrite", help=_OVERWRITE_HELP),
     no_progress: bool = Opt(False, "--no-progress"),
 ) -> None:
     """spaCy's and seqeval's entity scores of a pipeline, side by side."""
-    from .tools.scoring import print_scores, run_evaluation
+    from .tools.scoring import run_evaluation
 
-    print_scores(
-        run_evaluation(
-            model, data, output, batch_size=batch_size, gold_preproc=not no_gold_preproc, progress=not no_progress
-        ),
+    _import_code(code)
+    _use_gpu(gpu_id)
+    result = run_evaluation(
+        model,
+        data,
         output,
+        batch_size=batch_size,
+        gold_preproc=not no_gold_preproc,
+        progress=not no_progress,
+        overwrite=overwrite,
     )
+    out = _console(output)
+    print(prf_table(score_rows(result["spacy"], result["seqeval"]), "scorer / type", ("support",)), file=out)
+    print(
+        f"{result['docs']} docs in {result['seconds']:.1f}s; "
+        f"unscorable predicted entities: {result['unscorable_predicted_entities']}; "
+        f"alignment: {result['alignment_stats']}",
+        file=out,
+    )
+    if output is not None:
+        print(f"wrote {output}", file=out)
 
 
 @app.command("tune-bias")
@@ -141,14 +326,19 @@ def tune_bias_cmd(
     dev: Path = Arg(..., help=".spacy DocBin with gold entities (dev, never test)"),
     output: Path = Arg(..., help="directory for the pipeline with the chosen entity_bias"),
     grid: Optional[str] = Opt(None, "--grid", help="comma-separated values to try (default 0..3)"),
-    component: str = Opt("wnut_ner", "--component", help="name of the wnut_ner component"),
+    component: Optional[str] = Opt(None, "--component", help=_COMPONENT_HELP),
     batch_size: int = Opt(64, "--batch-size", min=1),
     no_gold_preproc: bool = Opt(False, "--no-gold-preproc"),
+    code: Optional[Path] = Opt(None, "--code", "-c", help=_CODE_HELP),
+    gpu_id: int = Opt(-1, "--gpu-id", "-g", help=_GPU_HELP),
+    overwrite: bool = Opt(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Pick the component's entity_bias on a dev set; save the pipeline with it."""
-    from .training.tune import parse_grid, print_bias_scores, tune_and_save
+    from .training.tune import parse_grid, tune_and_save
 
-    result = tune_and_save(
+    _import_code(code)
+    _use_gpu(gpu_id)
+    best, scores = tune_and_save(
         model,
         dev,
         output,
@@ -156,8 +346,14 @@ def tune_bias_cmd(
         name=component,
         gold_preproc=not no_gold_preproc,
         batch_size=batch_size,
+        overwrite=overwrite,
     )
-    print_bias_scores(*result, output)
+    rows = [(f"{s.bias:g}", s.p, s.r, s.f, "<- best" if s == best else "") for s in scores]
+    print(prf_table(rows, "entity_bias", ("",)))
+    print(
+        f"wrote {output} with entity_bias = {best.bias:g} (dev F1 {best.f:.4f}, "
+        f"{best.f - scores[0].f:+.4f} over entity_bias = {scores[0].bias:g})"
+    )
 
 
 @app.command("report")
@@ -165,28 +361,77 @@ def tune_bias_cmd(
 def report_cmd(
     model: str = Arg(..., help="trained pipeline directory or package name"),
     data: Path = Arg(..., help=".spacy DocBin with gold entities"),
-    output: Path = Arg(..., help="HTML file to write"),
+    output: Path = Arg(..., help="HTML file to write (- for stdout)"),
     worst: int = Opt(20, "--worst", min=0, help="how many of the worst sentences to show"),
     batch_size: int = Opt(64, "--batch-size", min=1),
+    code: Optional[Path] = Opt(None, "--code", "-c", help=_CODE_HELP),
+    gpu_id: int = Opt(-1, "--gpu-id", "-g", help=_GPU_HELP),
+    overwrite: bool = Opt(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """One self-contained HTML evaluation report: scores, charts, the worst sentences."""
     from .tools.report import write_report
 
-    print(write_report(model, data, output, n_worst=worst, batch_size=batch_size))
-    print(f"wrote {output}")
+    _import_code(code)
+    _use_gpu(gpu_id)
+    report = write_report(model, data, output, n_worst=worst, batch_size=batch_size, overwrite=overwrite)
+    out = _console(output)
+    print(f"{report.n_docs} docs", file=out)
+    print(prf_table(score_rows(report.spacy_scores, report.seqeval), "scorer / type", ("support",)), file=out)
+    if report.worst:
+        errors, example = report.worst[0]
+        print(f"worst sentence: {errors} entity error(s): {example.reference.text[:80]}", file=out)
+    print(f"wrote {output}", file=out)
+
+
+_RAY_ONLY = {
+    "ray_address": "--ray-address",
+    "actors": "--actors",
+    "cpus_per_actor": "--cpus-per-actor",
+    "gpus_per_actor": "--gpus-per-actor",
+}
+_NOT_WITH_RAY = {
+    "input_format": "--input-format",
+    "n_process": "--n-process",
+    "skip_bad_lines": "--skip-bad-lines",
+    "keep_entities": "--keep-entities",
+    "resume": "--resume",
+}
+_WHY_NOT_WITH_RAY = {
+    "--input-format": "the format is each file's suffix",
+    "--n-process": "use --actors",
+    "--skip-bad-lines": "bad records always go to OUTPUT/_errors/",
+    "--keep-entities": "it reads no .spacy input",
+    "--resume": "a Ray run cannot be resumed (rerun with --overwrite)",
+}
+
+
+def _check_annotate_options(ctx: typer.Context, ray: bool) -> None:
+    """Refuse options that do nothing in this mode, naming them (and why)."""
+    if ray:
+        given = _given(ctx, _NOT_WITH_RAY)
+        if given:
+            reasons = "; ".join(f"{flag}: {_WHY_NOT_WITH_RAY[flag]}" for flag in given)
+            raise ConfigError(f"--ray does not take {', '.join(given)} ({reasons})")
+    else:
+        given = _given(ctx, _RAY_ONLY)
+        if given:
+            raise ConfigError(f"{', '.join(given)} only apply with --ray")
 
 
 @app.command("annotate")
 @user_errors
 def annotate_cmd(
+    ctx: typer.Context,
     model: str = Arg(..., help="trained pipeline directory or package name"),
     input: str = Arg(
         ...,
         help=".txt (one doc per line), .jsonl ({'text': ...} + metadata) or .spacy (file or "
-        "directory); with --ray: JSONL or Parquet, a file, a directory or a glob of shards",
+        "directory); with --ray: text, JSONL or Parquet, a file, a directory or a glob of shards",
     ),
     output: Path = Arg(
-        ..., help=".jsonl, .html, or a .spacy directory (DocBin shards); with --ray: a directory of shards"
+        ...,
+        help=".jsonl, .html, or a .spacy directory (DocBin shards); - (stdout), a FIFO or a device is written "
+        "to directly; with --ray: a directory of shards",
     ),
     input_format: Optional[str] = Opt(None, "--input-format", help="txt, jsonl or spacy (default: from the suffix)"),
     output_format: Optional[str] = Opt(
@@ -201,8 +446,9 @@ def annotate_cmd(
     keep_entities: bool = Opt(
         False, "--keep-entities", help=".spacy input: keep its entities (default: predict from the tokens only)"
     ),
-    overwrite: bool = Opt(False, "--overwrite", help="replace an existing output"),
+    overwrite: bool = Opt(False, "--overwrite", help="replace an existing output (or a partial one)"),
     resume: bool = Opt(False, "--resume", help="continue an interrupted run from OUTPUT.partial"),
+    code: Optional[Path] = Opt(None, "--code", "-c", help=_CODE_HELP),
     ray: bool = Opt(False, "--ray", help="run on Ray Data (a local cluster, or --ray-address)"),
     ray_address: Optional[str] = Opt(None, "--ray-address", help="join this cluster: auto, or ray://host:port"),
     actors: int = Opt(1, "--actors", min=1, help="--ray: actors, each with the pipeline loaded once"),
@@ -211,8 +457,10 @@ def annotate_cmd(
     no_progress: bool = Opt(False, "--no-progress"),
 ) -> None:
     """Tag text, JSONL or DocBin input; write JSONL, DocBin shards or HTML (or, with --ray, shards on a Ray cluster)."""
+    _check_annotate_options(ctx, ray)
+    _import_code(code)
     if ray:
-        from .tools.distributed import annotate_ray, print_ray_summary
+        from .tools.distributed import annotate_ray
 
         print_ray_summary(
             annotate_ray(
@@ -228,28 +476,28 @@ def annotate_cmd(
                 output_format=output_format or "jsonl",
                 overwrite=overwrite,
                 progress=not no_progress,
+                code=code,
             )
         )
         return
-    from .tools.annotate import annotate, print_summary
+    from .tools.annotate import annotate
 
-    print_summary(
-        annotate(
-            model,
-            Path(input),
-            output,
-            input_format=input_format,
-            output_format=output_format,
-            batch_size=batch_size,
-            n_process=n_process,
-            engine=engine,
-            skip_bad_lines=skip_bad_lines,
-            keep_entities=keep_entities,
-            overwrite=overwrite,
-            resume=resume,
-            progress=not no_progress,
-        )
+    summary = annotate(
+        model,
+        Path(input),
+        output,
+        input_format=input_format,
+        output_format=output_format,
+        batch_size=batch_size,
+        n_process=n_process,
+        engine=engine,
+        skip_bad_lines=skip_bad_lines,
+        keep_entities=keep_entities,
+        overwrite=overwrite,
+        resume=resume,
+        progress=not no_progress,
     )
+    print_annotation(summary, _console(output))
 
 
 @app.command("import-hf")
@@ -259,11 +507,13 @@ def import_hf_cmd(
     output: Path = Arg(..., help="directory for the spaCy pipeline"),
     scheme: str = Opt("auto", "--scheme", help="tag scheme: auto, IOB2, IOB1, BIOES, BILOU or plain"),
     lang: str = Opt("en", "--lang", help="language of the blank spaCy pipeline"),
+    component: str = Opt("wnut_ner", "--component", help="name of the component in the new pipeline"),
+    overwrite: bool = Opt(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """A HF token-classification checkpoint as a spaCy pipeline (no training)."""
     from .tools.hf_checkpoint import import_hf
 
-    pipe = import_hf(checkpoint, output, scheme=scheme, lang=lang)
+    pipe = import_hf(checkpoint, output, scheme=scheme, lang=lang, name=component, overwrite=overwrite)
     print(f"wrote {output}: {pipe.head.kind} tags {list(pipe.head.tags)} -> labels {list(pipe.labels)}")
 
 
@@ -272,12 +522,15 @@ def import_hf_cmd(
 def export_hf_cmd(
     pipeline: str = Arg(..., help="spaCy pipeline directory or package name"),
     output: Path = Arg(..., help="directory for the checkpoint"),
-    component: str = Opt("wnut_ner", "--component", help="name of the wnut_ner component"),
+    component: Optional[str] = Opt(None, "--component", help=_COMPONENT_HELP),
+    code: Optional[Path] = Opt(None, "--code", "-c", help=_CODE_HELP),
+    overwrite: bool = Opt(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """A trained component as a HF token-classification checkpoint (safetensors + tokenizer)."""
     from .tools.hf_checkpoint import export_hf
 
-    out = export_hf(pipeline, output, name=component)
+    _import_code(code)
+    out = export_hf(pipeline, output, name=component, overwrite=overwrite)
     print(f"wrote {out}: load it with AutoModelForTokenClassification.from_pretrained or pipeline('ner')")
 
 
@@ -309,7 +562,10 @@ def train_final_cmd(
     output: Path = Arg(..., help="directory for the final pipeline"),
     train: List[Path] = Opt(..., "--train", help="training data (repeat: train and dev)"),
     dev: Path = Opt(..., "--dev", help="a dev set spaCy can score while training (not used to select)"),
-    gpu_id: int = Opt(-1, "--gpu-id", help="GPU to train on, -1 for the CPU (as for `spacy train`)"),
+    component: Optional[str] = Opt(None, "--component", help=_COMPONENT_HELP),
+    code: Optional[Path] = Opt(None, "--code", "-c", help=_CODE_HELP),
+    gpu_id: int = Opt(-1, "--gpu-id", "-g", help="GPU to train on, -1 for the CPU (as for `spacy train`)"),
+    overwrite: bool = Opt(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """Retrain on all labelled data for the step count selected on dev, with the selected entity_bias.
     Extra `--section.key value` options override the config, as for `spacy train`."""
@@ -318,7 +574,18 @@ def train_final_cmd(
     from .training.train_final import train_final
 
     overrides = parse_config_overrides(ctx.args)
-    info = train_final(config, selected, output, train, dev, overrides=overrides, gpu_id=gpu_id)
+    _import_code(code)
+    info = train_final(
+        config,
+        selected,
+        output,
+        train,
+        dev,
+        overrides=overrides,
+        gpu_id=gpu_id,
+        component=component,
+        overwrite=overwrite,
+    )
     print(
         f"wrote {output}: {info['steps']} steps on {', '.join(map(str, train))} (schedule of {info['total_steps']} "
         f"steps), entity_bias {info['entity_bias']:g}"
@@ -330,16 +597,22 @@ def train_final_cmd(
 def package_meta_cmd(
     model: Path = Arg(..., help="the pipeline to package"),
     scores: Path = Arg(..., help="its test scores: `evaluate --output` JSON"),
-    output: Path = Arg(..., help="meta.json to write, for `spacy package --meta-path`"),
+    output: Path = Arg(..., help="meta.json to write, for `spacy package --meta-path` (- for stdout)"),
     name: str = Opt("wnut_ner", "--name", help="package name (spaCy adds the language: en_wnut_ner)"),
     version: str = Opt("0.1.0", "--version"),
     backbone: Optional[str] = Opt(None, "--backbone", help="the backbone's name, as users know it"),
+    component: Optional[str] = Opt(None, "--component", help=_COMPONENT_HELP),
+    code: Optional[Path] = Opt(None, "--code", "-c", help=_CODE_HELP),
+    overwrite: bool = Opt(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
     """meta.json for `spacy package`: WNUT 17 test scores, backbone, data source, licence, requirements."""
     from .tools.model_card import write_package_meta
 
-    write_package_meta(model, scores, output, name=name, version=version, backbone=backbone)
-    print(f"wrote {output}")
+    _import_code(code)
+    write_package_meta(
+        model, scores, output, name=name, version=version, backbone=backbone, component=component, overwrite=overwrite
+    )
+    print(f"wrote {output}", file=_console(output))
 
 
 @app.command("export-tasks")
@@ -488,4 +761,7 @@ def _register_with_spacy() -> None:
         spacy_app.add_typer(app, name="wnut")
 
 
-_register_with_spacy()
+# Loaded by spaCy's CLI (the `spacy_cli` entry point), spaCy is already imported: register there. Run as
+# `python -m spacy_wnut`, spaCy (and with it thinc and torch) is not imported for commands that need none.
+if "spacy.cli._util" in sys.modules:
+    _register_with_spacy()

@@ -29,7 +29,11 @@ class ConfigError(UserError, ValueError):
     """A config value, option or pipeline that cannot work, named with what would."""
 
 
-class MissingExtra(UserError, ImportError):
+class MissingPackage(UserError, ImportError):
+    """A package that is not installed, named with the command that installs it."""
+
+
+class MissingExtra(MissingPackage):
     """A feature whose packages are not installed: says which extra brings them."""
 
     def __init__(self, feature: str, packages, extra: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from util import TINY_WORDS, make_nlp, overfit
+from .util import TINY_WORDS, make_nlp, overfit
 
 # The official files, committed in assets/ (CC BY 4.0); WNUT17_MIRROR points elsewhere.
 MIRROR = Path(os.environ.get("WNUT17_MIRROR", Path(__file__).parents[1] / "assets"))

@@ -10,10 +10,10 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from spacy_wnut.errors import InputError
+from spacy_wnut.errors import InputError, OutputError
 from spacy_wnut.tools.annotate import annotate
 
-from util import TRAIN_DATA, ents_of, wnut_command
+from .util import TRAIN_DATA, ents_of, wnut_command
 
 TEXTS = [text for text, _ in TRAIN_DATA]
 GOLD = [[(s, e, label) for s, e, label in ents] for _, ents in TRAIN_DATA]
@@ -211,14 +211,22 @@ def test_a_bad_docbin_file_in_a_directory_is_named(model_dir, tmp_path):
         annotate(model_dir, tmp_path / "corpus", tmp_path / "out.jsonl", progress=False)
 
 
-def test_a_lone_surrogate_is_a_located_skippable_bad_line(model_dir, tmp_path):
-    (tmp_path / "in.jsonl").write_text('{"text": "Tom Hanks"}\n{"text": "bad \\ud800 text"}\n{"text": "apple inc"}\n')
-    with pytest.raises(InputError, match=r"in\.jsonl:2: invalid text: lone surrogate"):
+@pytest.mark.parametrize(
+    "bad,reason,detail",
+    [
+        ('{"text": "bad \\ud800 text"}', "invalid text", "lone surrogate"),
+        # over spaCy's default nlp.max_length, which makes nlp.pipe raise (E088)
+        (json.dumps({"text": "a " * 500_001}), "text too long", r"1,000,002 characters, over nlp\.max_length"),
+    ],
+)
+def test_a_record_that_cannot_be_tagged_is_located_and_skippable(model_dir, tmp_path, bad, reason, detail):
+    (tmp_path / "in.jsonl").write_text(f'{{"text": "Tom Hanks"}}\n{bad}\n{{"text": "apple inc"}}\n')
+    with pytest.raises(InputError, match=rf"in\.jsonl:2: {reason}: {detail}"):
         annotate(model_dir, tmp_path / "in.jsonl", tmp_path / "out.jsonl", progress=False)
     summary = annotate(
         model_dir, tmp_path / "in.jsonl", tmp_path / "out.jsonl", progress=False, skip_bad_lines=True, overwrite=True
     )
-    assert summary.skipped == {"invalid text": 1} and [r["line"] for r in read_jsonl(tmp_path / "out.jsonl")] == [1, 3]
+    assert summary.skipped == {reason: 1} and [r["line"] for r in read_jsonl(tmp_path / "out.jsonl")] == [1, 3]
 
 
 def test_a_fatal_bad_line_keeps_what_was_tagged_and_resume_continues(model_dir, tmp_path):
@@ -265,16 +273,20 @@ def test_counts_below_one_are_refused(model_dir, tmp_path, option):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_stops_a_two_process_run_and_resume_completes_it(model_dir, tmp_path, signum):
-    texts = [f"{TEXTS[i % len(TEXTS)]} number {i}" for i in range(6_000)]
+def test_a_signal_to_the_main_process_alone_stops_a_two_process_run_with_full_pipes(model_dir, tmp_path, signum):
+    # Texts of ~9,000 characters in batches of 8: each batch sent to a worker is larger than a pipe
+    # holds (64 KiB), so the main process's queue feeder thread is blocked writing the next batch
+    # when the signal comes. The run must still end, and resume must complete it. (Words over 100
+    # characters are one [UNK] subword each, so these long texts are quick to tag.)
+    texts = [f"{TEXTS[i % len(TEXTS)]} number {i} " + " ".join(["x" * 150] * 60) for i in range(800)]
     source = write_jsonl(tmp_path / "in.jsonl", texts, start=1)
     out, partial = tmp_path / "out.jsonl", tmp_path / "out.jsonl.partial"
     command = wnut_command(
-        "annotate", str(model_dir), str(source), str(out), "--n-process", "2", "--batch-size", "16", "--no-progress"
+        "annotate", str(model_dir), str(source), str(out), "--n-process", "2", "--batch-size", "8", "--no-progress"
     )
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
-    while not (partial.exists() and partial.stat().st_size > 20_000):
+    while not (partial.exists() and partial.read_bytes().count(b"\n") >= 8):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.2)
     workers = [
@@ -284,7 +296,12 @@ def test_a_signal_stops_a_two_process_run_and_resume_completes_it(model_dir, tmp
     assert len(workers) >= 2
     stopped_at = time.monotonic()
     process.send_signal(signum)  # to the main process alone
-    _, stderr = process.communicate(timeout=30)
+    try:
+        _, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        pytest.fail("the run did not exit after the signal (it hangs at exit)")
     assert time.monotonic() - stopped_at < 20
     assert process.returncode == 128 + signum, stderr
     assert f"interrupted by {signal.Signals(signum).name} after" in stderr and "--resume" in stderr
@@ -310,3 +327,162 @@ def test_a_byte_order_mark_is_not_part_of_the_first_text(model_dir, tmp_path):
     annotate(model_dir, tmp_path / "in.txt", tmp_path / "out.jsonl", progress=False)
     (record,) = read_jsonl(tmp_path / "out.jsonl")
     assert record["text"] == TEXTS[1] and entity_triples([record]) == [GOLD[1]]
+
+
+@pytest.mark.parametrize("output", [["-"], ["/dev/stdout", "--overwrite"]])
+def test_stdout_output_gets_the_records_and_stderr_the_summary(model_dir, tmp_path, output):
+    source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
+    result = subprocess.run(
+        wnut_command("annotate", model_dir, source, *output, "--no-progress"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert entity_triples(records) == GOLD and "docs in: 4, docs out: 4" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_a_fifo_output_is_streamed_to_and_stays_a_fifo(model_dir, tmp_path):
+    import stat
+    import threading
+
+    source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
+    fifo = tmp_path / "out.jsonl"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    summary = annotate(model_dir, source, fifo, progress=False)  # no --overwrite needed: a stream holds no result
+    reader.join(30)
+    assert entity_triples(json.loads(line) for line in received[0].splitlines()) == GOLD
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and summary.outputs == [str(fifo)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]
+
+
+def test_a_link_output_is_followed_and_stays_a_link(model_dir, tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "real.jsonl").write_text("earlier\n")
+    link = tmp_path / "out.jsonl"
+    link.symlink_to(tmp_path / "results" / "real.jsonl")
+    with pytest.raises(OutputError, match=r"out\.jsonl \(a link to .*real\.jsonl\): already exists"):
+        annotate(model_dir, source, link, progress=False)
+    annotate(model_dir, source, link, progress=False, overwrite=True)
+    assert link.is_symlink() and entity_triples(read_jsonl(tmp_path / "results" / "real.jsonl")) == GOLD
+
+
+def stopped_run(model_dir, folder, texts=TEXTS * 3, bad_line=None):
+    """A run that stopped at a bad line, leaving `out.jsonl.partial` with the records before it."""
+    folder.mkdir(exist_ok=True)
+    lines = [json.dumps({"text": t}) for t in texts]
+    bad = len(lines) if bad_line is None else bad_line
+    lines.insert(bad, "{broken")
+    source = folder / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match="invalid JSON"):
+        annotate(model_dir, source, folder / "out.jsonl", progress=False)
+    return source, folder / "out.jsonl"
+
+
+def test_resume_refuses_a_partial_made_from_another_input_naming_both(model_dir, tmp_path):
+    _, out = stopped_run(model_dir, tmp_path / "a")
+    other, _ = stopped_run(model_dir, tmp_path / "b")  # the same base name, in another folder
+    with pytest.raises(
+        OutputError, match=r"cannot be resumed: input: it was made with .*a/in\.jsonl, this run has .*b/in"
+    ):
+        annotate(model_dir, other, out, progress=False, resume=True)
+
+
+def test_resume_refuses_a_partial_made_by_another_pipeline(model_dir, tmp_path):
+    import shutil
+
+    source, out = stopped_run(model_dir, tmp_path / "run")
+    shutil.copytree(model_dir, tmp_path / "other-model")
+    with pytest.raises(
+        OutputError, match=r"cannot be resumed: pipeline: it was made with .*, this run has .*other-model"
+    ):
+        annotate(tmp_path / "other-model", source, out, progress=False, resume=True)
+
+
+def test_resume_refuses_other_output_changing_options(model_dir, tmp_path):
+    source, out = stopped_run(model_dir, tmp_path / "run")
+    with pytest.raises(OutputError, match=r"--engine: it was made with \(not given\), this run has torch"):
+        annotate(model_dir, source, out, progress=False, resume=True, engine="torch")
+
+
+def test_resume_refuses_an_input_edited_before_the_resume_point(model_dir, tmp_path):
+    source, out = stopped_run(model_dir, tmp_path / "run")
+    lines = source.read_text().splitlines()
+    lines[2] = json.dumps({"text": "an edited record"})
+    lines[len(TEXTS) * 3] = json.dumps({"text": "the fixed line"})
+    source.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        InputError, match=r"in\.jsonl:3: differs from the record the partial output holds for in\.jsonl:3"
+    ):
+        annotate(model_dir, source, out, progress=False, resume=True)
+
+
+def test_resume_refuses_a_longer_partial_naming_the_input(model_dir, tmp_path):
+    source, out = stopped_run(model_dir, tmp_path / "run")
+    source.write_text("\n".join(json.dumps({"text": t}) for t in TEXTS) + "\n")
+    with pytest.raises(InputError, match=rf"{source}: the partial output holds a record for in\.jsonl:5"):
+        annotate(model_dir, source, out, progress=False, resume=True)
+
+
+def test_a_partial_without_its_record_is_not_resumed(model_dir, tmp_path):
+    source, out = stopped_run(model_dir, tmp_path / "run")
+    (tmp_path / "run" / "out.jsonl.partial.json").unlink()
+    with pytest.raises(OutputError, match=r"cannot tell what it was made from"):
+        annotate(model_dir, source, out, progress=False, resume=True)
+
+
+def test_a_second_run_on_the_same_output_names_the_run_writing_it(model_dir, tmp_path):
+    from spacy_wnut.data.partials import claim
+
+    source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
+    first = claim(tmp_path / "out.jsonl", kind="file", inputs=[source])  # what a live run holds
+    first.write_info({"input": str(source)})
+    try:
+        for options in ({}, {"overwrite": True}, {"resume": True}):
+            with pytest.raises(OutputError, match=rf"another run \(pid {os.getpid()}\) is writing it"):
+                annotate(model_dir, source, tmp_path / "out.jsonl", progress=False, **options)
+        assert (tmp_path / "out.jsonl.partial").exists()
+    finally:
+        first.release()
+    annotate(model_dir, source, tmp_path / "out.jsonl", progress=False, overwrite=True)
+    assert entity_triples(read_jsonl(tmp_path / "out.jsonl")) == GOLD
+    assert not (tmp_path / "out.jsonl.partial").exists() and not (tmp_path / "out.jsonl.partial.json").exists()
+
+
+def test_a_full_disk_keeps_the_partial_and_says_how_to_resume(model_dir, tmp_path):
+    import resource
+
+    source = write_jsonl(tmp_path / "in.jsonl", [f"{TEXTS[i % 4]} number {i}" for i in range(400)], start=1)
+    out = tmp_path / "out.jsonl"
+    command = wnut_command("annotate", model_dir, source, out, "--batch-size", "16", "--no-progress")
+
+    def limit_file_size():  # a file-size limit: writing past it fails with EFBIG, as a full disk with ENOSPC
+        resource.setrlimit(resource.RLIMIT_FSIZE, (30_000, 30_000))
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, preexec_fn=limit_file_size)
+    assert result.returncode == 1, result.stderr
+    (message,) = [line for line in result.stderr.splitlines() if line.startswith("✘")]
+    assert f"{out}.partial: cannot write it: File too large [Errno 27]" in message, message
+    assert "is kept with the" in message and "rerun with --resume" in message and "Traceback" not in result.stderr
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r["line"] for r in read_jsonl(out)] == list(range(1, 401))
+
+
+def test_jsonl_output_is_standard_json_with_line_separators_escaped(model_dir, tmp_path):
+    (tmp_path / "in.jsonl").write_text(
+        json.dumps({"text": "Tom Hanks\u2028rocks\u2029here", "weight": float("nan"), "big": float("inf")}) + "\n"
+    )
+    annotate(model_dir, tmp_path / "in.jsonl", tmp_path / "out.jsonl", progress=False)
+    raw = (tmp_path / "out.jsonl").read_text(encoding="utf-8")
+    assert "\u2028" not in raw and "\u2029" not in raw and "\\u2028" in raw
+    assert "NaN" not in raw and "Infinity" not in raw
+    (record,) = [json.loads(line) for line in raw.splitlines()]
+    assert record["text"] == "Tom Hanks\u2028rocks\u2029here" and record["weight"] is None and record["big"] is None

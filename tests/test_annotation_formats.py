@@ -13,7 +13,7 @@ from spacy_wnut.tools.annotate import KEY_LINE, KEY_SOURCE
 from spacy_wnut.tools.annotation.export import export_tasks
 from spacy_wnut.tools.annotation.importer import import_tasks
 
-from util import TRAIN_DATA, ents_of, wnut_command
+from .util import TRAIN_DATA, ents_of, wnut_command
 
 TEXTS = [text for text, _ in TRAIN_DATA]
 GOLD = [[(s, e, label) for s, e, label in ents] for _, ents in TRAIN_DATA]

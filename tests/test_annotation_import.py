@@ -12,7 +12,7 @@ from spacy.training import Corpus
 from spacy_wnut.errors import InputError, OutputError
 from spacy_wnut.tools.annotation.importer import DUPLICATE, NO_KEY, OVERLAP, SNAPPED, import_tasks
 
-from util import wnut_command
+from .util import wnut_command
 
 TEXT = "Tom Hanks is watching Game of Thrones"
 LABELS = ["person", "creative-work"]

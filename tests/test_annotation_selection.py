@@ -7,7 +7,7 @@ from spacy_wnut.pipeline.component import find_wnut_pipe
 from spacy_wnut.tools.annotation.predict import predict_docs
 from spacy_wnut.tools.annotation.selection import Selector, select_indices, text_uncertainty, token_margins
 
-from util import TRAIN_DATA
+from .util import TRAIN_DATA
 
 
 def test_margin_is_best_minus_second_best_probability():

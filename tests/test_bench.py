@@ -8,7 +8,7 @@ from pathlib import Path
 import spacy
 from spacy.tokens import DocBin
 
-from util import train_examples
+from .util import train_examples
 
 BENCH = Path(__file__).parents[1] / "bench" / "run.py"
 

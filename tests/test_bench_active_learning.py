@@ -8,7 +8,7 @@ from pathlib import Path
 import spacy
 from spacy.tokens import DocBin
 
-from util import train_examples
+from .util import train_examples
 
 SCRIPT = Path(__file__).parents[1] / "bench" / "active_learning.py"
 

@@ -6,7 +6,7 @@ import shutil
 import pytest
 from spacy.tokens import DocBin
 
-from util import TRAIN_DATA, train_examples
+from .util import TRAIN_DATA, train_examples
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

@@ -9,7 +9,7 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from util import TRAIN_DATA, train_examples
+from .util import TRAIN_DATA, train_examples
 
 COMMANDS = [
     "fetch",
@@ -151,6 +151,7 @@ def test_unsupported_output_format_is_named_not_guessed(cli, model_dir, tmp_path
     "damage,problem",
     [
         ("no-cfg", "wnut_ner/cfg: missing"),
+        ("invalid-cfg", "wnut_ner/cfg: not valid JSON"),
         ("truncated-model", "cannot load the saved weights"),
         ("no-config", "config.cfg: missing"),
     ],
@@ -160,6 +161,8 @@ def test_a_damaged_pipeline_is_named_at_load_time(cli, model_dir, tmp_path, dama
     shutil.copytree(model_dir, broken)
     if damage == "no-cfg":
         (broken / "wnut_ner" / "cfg").unlink()
+    elif damage == "invalid-cfg":
+        (broken / "wnut_ner" / "cfg").write_text('{"labels": ["person"')
     elif damage == "truncated-model":
         data = (broken / "wnut_ner" / "model").read_bytes()
         (broken / "wnut_ner" / "model").write_bytes(data[: len(data) // 3])
@@ -169,6 +172,7 @@ def test_a_damaged_pipeline_is_named_at_load_time(cli, model_dir, tmp_path, dama
     result = cli("annotate", broken, tmp_path / "in.txt", tmp_path / "out.jsonl")
     assert result.returncode == 1 and problem in result.stderr and str(broken) in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out.jsonl").exists()
+    assert not (tmp_path / "out.jsonl.partial").exists()  # the next run is not blocked by an empty partial
 
 
 def test_a_programming_error_is_not_dressed_up_as_user_error(monkeypatch):
@@ -188,3 +192,58 @@ def test_an_option_that_is_neither_the_commands_nor_a_config_override_is_one_lin
     )
     assert result.returncode == 2 and "No such option '--bogus'" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_bug_like_value_error_inside_a_command_keeps_its_traceback(cli, model_dir, gold, monkeypatch):
+    import numpy
+
+    def broken(*args, **kwargs):
+        return numpy.zeros(-1)  # numpy's ValueError: a bug, not something the user can fix
+
+    monkeypatch.setattr("spacy_wnut.tools.scoring.evaluate", broken)
+    with pytest.raises(ValueError, match="negative dimensions"):
+        cli("evaluate", model_dir, gold, "--no-progress")
+
+
+@pytest.mark.parametrize(
+    "extra,named",
+    [
+        (["--resume", "--n-process", "2"], "--ray does not take --n-process, --resume"),
+        (["--skip-bad-lines"], "--ray does not take --skip-bad-lines (--skip-bad-lines: bad records always go"),
+        (["--keep-entities", "--input-format", "jsonl"], "--ray does not take --input-format, --keep-entities"),
+    ],
+)
+def test_options_that_do_nothing_with_ray_are_refused_by_name(cli, tmp_path, extra, named):
+    result = cli("annotate", "model", "in.jsonl", tmp_path / "out", "--ray", *extra)
+    assert result.returncode == 1 and named in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ray_options_without_ray_are_refused_by_name(cli, tmp_path):
+    result = cli("annotate", "model", "in.jsonl", tmp_path / "out.jsonl", "--actors", "1", "--ray-address", "auto")
+    assert result.returncode == 1 and "--ray-address, --actors only apply with --ray" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["evaluate", "report", "tune-bias", "train-final"])
+def test_scoring_and_training_commands_take_spacys_gpu_and_code_options(cli, command):
+    result = cli(command, "--help")
+    assert result.returncode == 0
+    for option in ("--gpu-id", "-g", "--code", "-c"):
+        assert option in result.stdout, (command, option)
+
+
+def test_code_imports_registered_functions_before_the_pipeline_loads(cli, model_dir, gold, tmp_path):
+    marker = tmp_path / "imported"
+    (tmp_path / "functions.py").write_text(f"from pathlib import Path\nPath({str(marker)!r}).write_text('yes')\n")
+    result = cli("evaluate", model_dir, gold, "--code", tmp_path / "functions.py", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert marker.read_text() == "yes"
+    missing = cli("evaluate", model_dir, gold, "-c", tmp_path / "nope.py")
+    assert missing.returncode == 1 and f"--code {tmp_path / 'nope.py'}: no such file" in missing.stderr
+
+
+def test_evaluate_takes_o_for_its_output(cli, model_dir, gold, tmp_path):
+    result = cli("evaluate", model_dir, gold, "-o", tmp_path / "m.json", "--no-progress")
+    assert result.returncode == 0 and (tmp_path / "m.json").exists(), result.stderr
+    again = cli("evaluate", model_dir, gold, "-o", tmp_path / "m.json", "--no-progress")
+    assert again.returncode == 1 and "m.json: already exists; pass --overwrite" in again.stderr

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from util import TRAIN_DATA, ents_of, make_nlp, overfit, train_examples
+from .util import TRAIN_DATA, ents_of, make_nlp, overfit, train_examples
 
 TEXTS = [text for text, _ in TRAIN_DATA]
 GOLD = [[(s, e, label) for s, e, label in ents] for _, ents in TRAIN_DATA]

@@ -1,6 +1,7 @@
 """CoNLL and HF datasets -> DocBin: exact entities, grouping, summaries, real-file counts."""
 
 import subprocess
+import sys
 
 import pytest
 import spacy
@@ -8,9 +9,11 @@ from spacy.tokens import DocBin
 
 from spacy_wnut.data.conll import read_conll
 from spacy_wnut.data.convert import convert_conll, convert_hf_dataset, doc_to_iob
-from spacy_wnut.errors import InputError
+from spacy_wnut.errors import InputError, OutputError
 
-from util import wnut_command
+from .util import ROOT, wnut_command
+
+ASSETS = ROOT / "assets"
 
 SPLITS = {
     "wnut17train.conll": (3394, 62730),
@@ -163,18 +166,18 @@ def test_a_failed_conversion_keeps_the_earlier_output(write_conll, tmp_path):
     convert_conll(write_conll("a\tO\n", "good.conll"), tmp_path / "out.spacy")
     before = (tmp_path / "out.spacy").read_bytes()
     with pytest.raises(InputError, match="bad.conll:2"):
-        convert_conll(write_conll("a\tO\nb\tB-nope\n", "bad.conll"), tmp_path / "out.spacy")
+        convert_conll(write_conll("a\tO\nb\tB-nope\n", "bad.conll"), tmp_path / "out.spacy", overwrite=True)
     assert (tmp_path / "out.spacy").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.conll", "good.conll", "out.spacy"]
 
 
 def test_a_byte_order_mark_is_removed_and_reported(write_conll, tmp_path, capsys):
-    from spacy_wnut.data.convert import print_summary
+    from spacy_wnut.cli import print_conversion
 
     summary = convert_conll(write_conll(b"\xef\xbb\xbfApple\tB-corporation\nrocks\tO\n"), tmp_path / "o.spacy")
     (doc,) = load_docs(tmp_path / "o.spacy")
     assert doc[0].text == "Apple" and [e.text for e in doc.ents] == ["Apple"]
-    print_summary(summary)
+    print_conversion(summary)
     assert "byte-order mark" in capsys.readouterr().out
 
 
@@ -189,3 +192,64 @@ def test_a_file_of_only_separators_is_not_called_empty(write_conll):
         list(read_conll(write_conll("\n\t\n\n")))
     with pytest.raises(InputError, match=r"holds no sentences \(it is empty\)"):
         list(read_conll(write_conll("")))
+
+
+def test_an_existing_output_is_replaced_only_with_overwrite(write_conll, tmp_path):
+    source = write_conll("a\tO\n")
+    (tmp_path / "out.spacy").write_bytes(b"earlier")
+    with pytest.raises(OutputError, match="already exists; pass --overwrite"):
+        convert_conll(source, tmp_path / "out.spacy")
+    assert (tmp_path / "out.spacy").read_bytes() == b"earlier"
+    convert_conll(source, tmp_path / "out.spacy", overwrite=True)
+    assert [doc.text for doc in load_docs(tmp_path / "out.spacy")] == ["a"]
+
+
+def test_a_nul_inside_a_token_is_removed_and_counted_as_a_repair(write_conll, tmp_path):
+    summary = convert_conll(write_conll("Ap\x00ple\tB-corporation\nrocks\tO\n"), tmp_path / "o.spacy")
+    (doc,) = load_docs(tmp_path / "o.spacy")
+    assert [t.text for t in doc] == ["Apple", "rocks"] and [e.text for e in doc.ents] == ["Apple"]
+    assert [(r.where.endswith("data.conll:1"), "NUL" in r.problem) for r in summary.repairs] == [(True, True)]
+    with pytest.raises(InputError, match=r"data\.conll:1: token .* contains a NUL character \(strict mode"):
+        convert_conll(write_conll("Ap\x00ple\tO\n"), tmp_path / "strict.spacy", strict=True)
+
+
+def test_docstart_lines_are_document_markers_not_tokens(write_conll, tmp_path, capsys):
+    content = "-DOCSTART-\tO\n\nTom\tB-person\n\n-DOCSTART- -X- -X- O\nrocks\tO\n"
+    summary = convert_conll(write_conll(content), tmp_path / "o.spacy")
+    assert [doc.text for doc in load_docs(tmp_path / "o.spacy")] == ["Tom", "rocks"]
+    assert summary.docstarts == 2 and summary.sentences == 2 and summary.repairs == []
+    from spacy_wnut.cli import print_conversion
+
+    print_conversion(summary)
+    assert "2 -DOCSTART- line(s)" in capsys.readouterr().out
+
+
+def test_convert_writes_to_stdout_with_the_summary_on_stderr(write_conll, tmp_path):
+    source = write_conll("Tom\tB-person\n")
+    result = subprocess.run(wnut_command("convert", source, "-", "--no-progress"), capture_output=True)
+    assert result.returncode == 0, result.stderr
+    (tmp_path / "piped.spacy").write_bytes(result.stdout)
+    assert [doc.text for doc in load_docs(tmp_path / "piped.spacy")] == ["Tom"]
+    assert b"1 entities" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["fetch", "convert"])
+def test_commands_without_a_model_import_no_transformer_stack(command, tmp_path, write_conll):
+    # spaCy's thinc imports torch whenever torch is installed, so `convert` (which needs spaCy) loads
+    # torch through it; what it must not load is transformers or spacy-transformers. `fetch` needs
+    # no spaCy at all, so it loads no torch either.
+    args = {
+        "fetch": ["fetch", tmp_path / "assets", "--mirror", ASSETS],
+        "convert": ["convert", write_conll("a\tO\n"), tmp_path / "o.spacy"],
+    }
+    code = (
+        "import sys; from spacy_wnut.cli import main; code = main(sys.argv[1:]); "
+        "print('LOADED', sorted(m for m in ('torch', 'transformers', 'spacy_transformers') if m in sys.modules)); "
+        "sys.exit(code)"
+    )
+    result = subprocess.run([sys.executable, "-c", code, *map(str, args[command])], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    loaded = result.stdout.split("LOADED")[-1]
+    assert "transformers" not in loaded and "spacy_transformers" not in loaded
+    if command == "fetch":
+        assert "torch" not in loaded

@@ -5,7 +5,7 @@ engine, and export-hf -> `pipeline()` -> import-hf."""
 import pytest
 import spacy
 
-from util import TRAIN_DATA, ents_of, make_nlp, overfit, train_shipped_config
+from .util import TRAIN_DATA, ents_of, make_nlp, overfit, train_shipped_config
 
 TEXTS = [text for text, _ in TRAIN_DATA] + ["TOM HANKS loves New York", "apple inc is watching game of thrones"]
 

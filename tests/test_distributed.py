@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from spacy_wnut.data.conll import read_conll
+from spacy_wnut.errors import InputError, MissingExtra, OutputError
 from spacy_wnut.tools.annotate import annotate
 
-from util import TRAIN_DATA, wnut_command
+from .util import TRAIN_DATA, wnut_command
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'spacy-wnut[ray]'")
 pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'spacy-wnut[ray]'")
@@ -123,14 +124,14 @@ def test_parquet_in_and_out_carry_metadata_columns(ray_cluster, model_dir, texts
     assert {r["lang"] for r in records} == {"en"} and records[0]["source"] == "in.parquet" and records[0]["line"] == 1
 
 
-def test_a_text_that_makes_the_pipeline_raise_is_an_error_record(ray_cluster, model_dir, tmp_path):
+def test_a_text_over_max_length_is_an_error_record_as_in_one_process(ray_cluster, model_dir, tmp_path):
     too_long = "a " * 500_001  # over spaCy's nlp.max_length: the pipeline raises E088
     lines = [{"text": "Tom Hanks is watching Game of Thrones"}, {"text": too_long}, {"text": "apple inc rocks"}]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     summary = annotate_ray(model_dir, tmp_path / "in.jsonl", tmp_path / "out")
-    assert summary.records_out == 2 and summary.error_records == 1 and summary.errors == {"pipeline error": 1}
+    assert summary.records_out == 2 and summary.error_records == 1 and summary.errors == {"text too long": 1}
     (error,) = [json.loads(line) for shard in (tmp_path / "out" / ERRORS_DIR).glob("*.jsonl") for line in shard.open()]
-    assert error["line"] == 2 and "E088" in error["detail"]
+    assert error["line"] == 2 and "over nlp.max_length" in error["detail"]
 
 
 def test_one_input_file_is_cut_into_blocks_so_that_every_actor_gets_work(ray_cluster):
@@ -176,5 +177,41 @@ def test_without_ray_the_message_names_the_extra(monkeypatch):
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name.startswith("ray") else real(name, *a)
     )
-    with pytest.raises(ImportError, match=r"pip install 'spacy-wnut\[ray\]'"):
+    with pytest.raises(MissingExtra, match=r"pip install 'spacy-wnut\[ray\]'"):
         require_ray()
+
+
+def test_every_file_of_an_input_directory_is_read_or_refused(ray_cluster, model_dir, tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jsonl").write_text(json.dumps({"text": TRAIN_DATA[1][0]}) + "\n")
+    (tmp_path / "in" / "b.txt").write_text(TRAIN_DATA[2][0] + "\n\n" + TRAIN_DATA[0][0] + "\n")
+    (tmp_path / "in" / "_SUCCESS").write_text("")
+    summary = annotate_ray(model_dir, tmp_path / "in", tmp_path / "out")
+    records = sorted(iter_records(tmp_path / "out"), key=lambda r: (r["source"], r["line"]))
+    assert [(r["source"], r["line"]) for r in records] == [("a.jsonl", 1), ("b.txt", 1), ("b.txt", 3)]
+    assert summary.input_files == 2 and summary.ignored_files == ["_SUCCESS"] and summary.blank_lines == 1
+    (tmp_path / "in" / "c.spacy").write_bytes(b"")
+    with pytest.raises(InputError, match=r"c\.spacy: --ray cannot read this file"):
+        annotate_ray(model_dir, tmp_path / "in", tmp_path / "again")
+    assert not (tmp_path / "again").exists() and not (tmp_path / "again.partial").exists()
+
+
+def test_a_stale_partial_output_is_kept_unless_overwrite(model_dir, shards, tmp_path):
+    (tmp_path / "out.partial").mkdir()
+    (tmp_path / "out.partial" / "part-earlier.jsonl").write_text("{}\n")
+    with pytest.raises(OutputError, match=r"out\.partial: left by an interrupted run.*--overwrite to start again"):
+        annotate_ray(model_dir, shards, tmp_path / "out")
+    assert (tmp_path / "out.partial" / "part-earlier.jsonl").read_text() == "{}\n"
+
+
+def test_a_missing_model_is_refused_before_ray_starts(shards, tmp_path):
+    with pytest.raises(InputError, match=r"no-such-model: no pipeline directory or installed pipeline package"):
+        annotate_ray(tmp_path / "no-such-model", shards, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_corrupt_parquet_file_is_named(model_dir, tmp_path):
+    (tmp_path / "in.parquet").write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(InputError, match=r"in\.parquet: not a readable Parquet file"):
+        annotate_ray(model_dir, tmp_path / "in.parquet", tmp_path / "out")
+    assert not (tmp_path / "out.partial").exists()

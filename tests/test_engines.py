@@ -9,7 +9,7 @@ import spacy
 from spacy_wnut.pipeline import engines
 from spacy_wnut.pipeline.engines import ENGINES, check_engine
 
-from util import TRAIN_DATA, ents_of, make_nlp, overfit
+from .util import TRAIN_DATA, ents_of, make_nlp, overfit
 
 FAST_ENGINES = [name for name in ENGINES if name != "torch"]
 TEXTS = [text for text, _ in TRAIN_DATA] + [

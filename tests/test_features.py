@@ -8,7 +8,7 @@ from thinc.api import NumpyOps, Ragged
 
 from spacy_wnut.ml.features import TokenRowMap, token_casings
 
-from util import TRAIN_DATA, ents_of, make_nlp, overfit
+from .util import TRAIN_DATA, ents_of, make_nlp, overfit
 
 TEXTS = [text for text, _ in TRAIN_DATA]
 GOLD = [[(s, e, label) for s, e, label in ents] for _, ents in TRAIN_DATA]
@@ -59,7 +59,7 @@ def test_feature_layers_learn_at_their_scaled_rate(tiny_transformer):
     head = model.get_ref("output_layer")
     before = {"embed": embed.get_param("E").copy(), "head": head.get_param("W").copy()}
     optimizer = Adam(1e-3)
-    from util import train_examples
+    from .util import train_examples
 
     nlp.update(train_examples(nlp), sgd=optimizer)
     moved = {
@@ -88,7 +88,7 @@ def test_token_features_run_in_every_engine(feature_nlp, tmp_path):
 def test_tune_bias_decodes_with_token_features(feature_nlp):
     from spacy_wnut.training.tune import score_biases
 
-    from util import train_examples
+    from .util import train_examples
 
     scores = score_biases(feature_nlp, train_examples(feature_nlp), [0.0])
     assert scores[0].f == 1.0

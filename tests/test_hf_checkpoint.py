@@ -17,7 +17,7 @@ from transformers import AutoModelForTokenClassification, BertForTokenClassifica
 
 from spacy_wnut.tools.hf_checkpoint import export_hf, from_hf, pipeline_words_doc
 
-from util import TRAIN_DATA, bench_module, ents_of, make_nlp, train_examples, wnut_command
+from .util import TRAIN_DATA, bench_module, ents_of, make_nlp, train_examples, wnut_command
 
 has_invalid_i_start = bench_module("hf_parity").has_invalid_i_start
 pipeline_word_tags = bench_module("hf_parity").pipeline_word_tags
@@ -237,7 +237,8 @@ def test_cli_round_trip_and_errors(trained_nlp, tmp_path):
     out = cli("import-hf", tmp_path / "missing", tmp_path / "x")
     assert out.returncode == 1 and "missing" in out.stderr
     out = cli("export-hf", tmp_path / "pipeline", tmp_path / "y", "--component", "ner")
-    assert out.returncode == 1 and "ner" in out.stderr
+    assert out.returncode == 1 and "--component ner: the pipeline has no such component" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_trainer_recipe_script_trains_and_its_checkpoint_serves_in_spacy(tiny_transformer, tmp_path):
@@ -314,3 +315,72 @@ def test_parity_script_reports_both_setups(trained_nlp, tmp_path):
     assert figures["hf_compatible"]["parity"] == 1.0 and figures["hf_compatible"]["equal"] > 0
     assert "other" not in figures["default"]["differing_sentences_by_cause"]
     assert "hf_compatible: " in result.stdout and "default: " in result.stdout
+
+
+def test_export_replaces_an_output_only_with_overwrite_and_never_a_file(trained_nlp, tmp_path):
+    from spacy_wnut.errors import OutputError
+
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "mine.txt").write_text("kept")
+    (tmp_path / "plain").write_text("a file")
+    with pytest.raises(OutputError, match="hf: already exists; pass --overwrite"):
+        export_hf(trained_nlp, tmp_path / "hf")
+    assert (tmp_path / "hf" / "mine.txt").read_text() == "kept"
+    with pytest.raises(OutputError, match="plain: is a file, and this command writes a directory"):
+        export_hf(trained_nlp, tmp_path / "plain", overwrite=True)
+    assert (tmp_path / "plain").read_text() == "a file"
+    export_hf(trained_nlp, tmp_path / "hf", overwrite=True)
+    assert not (tmp_path / "hf" / "mine.txt").exists() and (tmp_path / "hf" / "model.safetensors").exists()
+
+
+def save_sequence_classifier(tiny_transformer, path, architectures=True):
+    import json
+
+    from transformers import BertForSequenceClassification
+
+    tags = ["O", "B-PER", "I-PER"]
+    model = BertForSequenceClassification.from_pretrained(
+        tiny_transformer, id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)}
+    )
+    model.save_pretrained(path)
+    BertTokenizerFast.from_pretrained(tiny_transformer).save_pretrained(path)
+    if not architectures:
+        config = json.loads((path / "config.json").read_text())
+        config.pop("architectures")
+        (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
+def test_a_sequence_classification_checkpoint_is_refused(tiny_transformer, tmp_path):
+    from spacy_wnut.errors import InputError
+
+    checkpoint = save_sequence_classifier(tiny_transformer, tmp_path / "seq")
+    with pytest.raises(InputError, match=r"a BertForSequenceClassification checkpoint, not a token-classification"):
+        from_hf(checkpoint)
+
+
+def test_a_checkpoint_without_token_classification_weights_is_refused(tiny_transformer, tmp_path):
+    from spacy_wnut.errors import InputError
+
+    checkpoint = save_sequence_classifier(tiny_transformer, tmp_path / "seq", architectures=False)
+    with pytest.raises(InputError, match=r"holds the weights of a sequence-classification head \(bert\.pooler"):
+        from_hf(checkpoint)
+
+
+def test_a_checkpoint_without_tokenizer_files_is_named(tiny_transformer, tmp_path):
+    checkpoint = make_checkpoint(tiny_transformer, tmp_path / "ckpt", ["O", "B-PER", "I-PER"])
+    for file in checkpoint.iterdir():
+        if "token" in file.name or file.name in ("vocab.txt", "special_tokens_map.json"):
+            file.unlink()
+    result = subprocess.run(wnut_command("import-hf", checkpoint, tmp_path / "out"), capture_output=True, text=True)
+    assert result.returncode == 1 and "its tokenizer cannot be loaded" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_labels_of_an_unknown_scheme_are_read_as_plain_with_a_warning(tiny_transformer, tmp_path):
+    from spacy_wnut.pipeline.schemes import GuessedSchemeWarning
+
+    checkpoint = make_checkpoint(tiny_transformer, tmp_path / "ckpt", ["O", "X-ORG", "X-PER"])
+    with pytest.warns(GuessedSchemeWarning, match=r"\['X-ORG', 'X-PER'\] look like tags of a scheme"):
+        nlp = from_hf(checkpoint)
+    assert nlp.get_pipe("wnut_ner").head.kind == "plain"

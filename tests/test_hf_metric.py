@@ -16,7 +16,7 @@ from spacy_wnut.tools.hf_checkpoint import export_hf
 from spacy_wnut.tools.scoring import iob_tags, predict_examples, seqeval_scores
 from spacy_wnut.training.hf_metric import compute_metrics, load_seqeval_metric, seqeval_metric_path
 
-from util import TRAIN_DATA
+from .util import TRAIN_DATA
 
 # Sentences the tiny pipeline was not trained on: it gets some entities wrong, and its argmax tags hold
 # invalid I- starts (so Viterbi and argmax decoding differ). Gold as (start_char, end_char, label).

@@ -27,7 +27,7 @@ from spacy.tokens import DocBin
 from spacy_wnut.tools.annotation.export import export_tasks
 from spacy_wnut.tools.annotation.importer import import_tasks
 
-from util import TRAIN_DATA
+from .util import TRAIN_DATA
 
 TOOLS = Path(__file__).parent / "tools"
 TEXTS = [text for text, _ in TRAIN_DATA]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import spacy
 
-from util import ROOT, ents_of
+from .util import ROOT, ents_of
 
 PACKAGE = ROOT / "spacy_wnut"
 # Folders (and tools) that make up the run-time pipeline: loading, tagging, annotate, evaluate, serving.

@@ -8,7 +8,7 @@ from spacy.tokens import Doc
 
 from spacy_wnut.ml.encoding import encode_for, max_subwords
 
-from util import ents_of
+from .util import ents_of
 
 TAIL = "Tom Hanks is watching Game of Thrones"
 # Each of these tokens is about 45 subwords for the tiny test vocabulary (one per character).

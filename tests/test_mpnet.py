@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import spacy
 
-from util import TRAIN_DATA, ents_of, make_nlp, overfit, train_shipped_config
+from .util import TRAIN_DATA, ents_of, make_nlp, overfit, train_shipped_config
 
 TEXTS = [text for text, _ in TRAIN_DATA] + ["TOM HANKS loves New York", "apple inc is watching game of thrones"]
 GOLD = [[(s, e, label) for s, e, label in ents] for _, ents in TRAIN_DATA]

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from util import bench_module
+from .util import bench_module
 
 mpnet_backbone = bench_module("mpnet_backbone")
 Refused = mpnet_backbone.Refused

@@ -12,7 +12,7 @@ from spacy.tokens import DocBin
 from spacy_wnut.tools.model_card import write_package_meta
 from spacy_wnut.tools.scoring import run_evaluation
 
-from util import TRAIN_DATA, ents_of, train_examples
+from .util import TRAIN_DATA, ents_of, train_examples
 
 TEXTS = [text for text, _ in TRAIN_DATA] + ["Tom Hanks loves New York"]
 
@@ -115,10 +115,21 @@ def test_the_install_brings_what_spacy_package_builds_wheels_with():
     import configparser
     import importlib.util
 
-    from util import ROOT
+    from .util import ROOT
 
     parser = configparser.ConfigParser()
     parser.read(ROOT / "setup.cfg")
     train = parser["options.extras_require"]["train"]
     assert any(line.strip().startswith("build") for line in train.splitlines())
     assert importlib.util.find_spec("build") is not None
+
+
+def test_package_meta_finds_the_component_by_factory(trained_nlp, tmp_path):
+    from spacy_wnut.tools.model_card import package_meta
+
+    from .util import save_renamed
+
+    model = save_renamed(trained_nlp, tmp_path / "model", "ner")
+    scores = {"seqeval": {"p": 1.0, "r": 1.0, "f": 1.0, "per_type": {}}, "docs": 4}
+    meta = package_meta(model, scores, backbone="tiny-test-bert")
+    assert meta["spacy_wnut"]["entity_bias"] == 0.0 and meta["spacy_wnut"]["backbone"] == "tiny-test-bert"

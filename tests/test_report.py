@@ -6,9 +6,9 @@ import numpy
 from spacy.tokens import DocBin
 from spacy.training import Example
 
-from spacy_wnut.tools.report import build_report, confusion_matrix, render_html, summary_text
+from spacy_wnut.tools.report import build_report, confusion_matrix, render_html
 
-from util import TRAIN_DATA, train_examples, wnut_command
+from .util import TRAIN_DATA, train_examples, wnut_command
 
 
 def examples_with_one_mistake(nlp):
@@ -33,8 +33,6 @@ def test_report_has_scores_charts_and_worst_sentences(trained_nlp):
     page = render_html(report)
     assert page.count('src="data:image/png;base64,') == 2
     assert 'id="per-type"' in page and "tom hanks" in page and " rocks" in page and "<mark" in page
-    text = summary_text(report)
-    assert "seqeval" in text and "spaCy scorer" in text and "worst sentence: 2" in text
 
 
 def test_report_cli_writes_the_page(trained_nlp, tmp_path):
@@ -49,3 +47,4 @@ def test_report_cli_writes_the_page(trained_nlp, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "1.0000" in result.stdout and (tmp_path / "out" / "report.html").exists()
+    assert "seqeval" in result.stdout and "spaCy scorer" in result.stdout

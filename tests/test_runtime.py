@@ -10,7 +10,7 @@ from spacy.training import Example
 from spacy_wnut.errors import ConfigError
 from spacy_wnut.tools.runtime_export import build_runtime, export_runtime
 
-from util import TRAIN_DATA, ents_of, make_nlp, overfit, wnut_command
+from .util import TRAIN_DATA, ents_of, make_nlp, overfit, wnut_command
 
 TEXTS = [text for text, _ in TRAIN_DATA] + [
     "Tom Hanks loves New York",

@@ -16,7 +16,7 @@ from spacy_wnut.tools.model_card import write_package_meta
 from spacy_wnut.tools.runtime_export import export_runtime
 from spacy_wnut.tools.scoring import run_evaluation
 
-from util import ROOT, TRAIN_DATA, ents_of, train_examples
+from .util import ROOT, TRAIN_DATA, ents_of, train_examples
 
 TEXTS = [text for text, _ in TRAIN_DATA] + ["Tom Hanks loves New York", "NEW YORK!!! @tom http://t.co/x"]
 TRAINING_STACK = ("torch", "transformers", "spacy_transformers")

@@ -12,7 +12,7 @@ from spacy.training import Example
 from spacy_wnut.data.convert import convert_conll
 from spacy_wnut.tools.scoring import evaluate, seqeval_scores
 
-from util import make_nlp, overfit, wnut_command
+from .util import make_nlp, overfit, wnut_command
 
 
 def assert_scores_agree(spacy_scores, seq):
@@ -82,7 +82,7 @@ def test_misaligned_prediction_is_counted_and_scored_alike(tiny_transformer):
 
 
 def test_evaluate_cli_writes_both_scores(trained_nlp, tmp_path):
-    from util import TRAIN_DATA, train_examples
+    from .util import TRAIN_DATA, train_examples
 
     trained_nlp.to_disk(tmp_path / "model")
     DocBin(docs=[eg.reference for eg in train_examples(trained_nlp, TRAIN_DATA)]).to_disk(tmp_path / "d.spacy")
@@ -102,3 +102,31 @@ def test_evaluate_cli_writes_both_scores(trained_nlp, tmp_path):
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["spacy"]["ents_f"] == metrics["seqeval"]["f"] == 1.0
     assert "seqeval" in out.stdout and "person" in out.stdout
+
+
+def test_evaluate_warns_in_one_line_about_gold_labels_the_model_cannot_predict(model_dir, trained_nlp, tmp_path):
+    doc = trained_nlp.make_doc("apple inc rocks")
+    doc.ents = [doc.char_span(0, 9, label="ORG")]
+    DocBin(docs=[doc]).to_disk(tmp_path / "d.spacy")
+    out = subprocess.run(
+        wnut_command("evaluate", model_dir, tmp_path / "d.spacy", "-o", tmp_path / "m.json", "--no-progress"),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    (warning,) = [line for line in out.stderr.splitlines() if "does not predict" in line]
+    assert warning.startswith("⚠ ") and "gold entity labels the pipeline does not predict: ORG" in warning
+    assert json.loads((tmp_path / "m.json").read_text())["gold_labels_unknown_to_model"] == ["ORG"]
+
+
+def test_evaluate_output_to_stdout_keeps_the_table_on_stderr(model_dir, trained_nlp, tmp_path):
+    from .util import train_examples
+
+    DocBin(docs=[eg.reference for eg in train_examples(trained_nlp)]).to_disk(tmp_path / "d.spacy")
+    out = subprocess.run(
+        wnut_command("evaluate", model_dir, tmp_path / "d.spacy", "--output", "-", "--no-progress"),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["seqeval"]["f"] == 1.0 and "seqeval" in out.stderr

@@ -21,7 +21,7 @@ import spacy
 from spacy_wnut.cli import main
 from spacy_wnut.tools.annotate import annotate
 
-from util import TRAIN_DATA, wnut_command
+from .util import TRAIN_DATA, wnut_command
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")

@@ -9,7 +9,7 @@ from spacy import util
 from spacy.cli.train import train
 from spacy.tokens import DocBin
 
-from util import TRAIN_DATA, ents_of, train_examples
+from .util import TRAIN_DATA, ents_of, train_examples
 
 CONFIG = Path(__file__).parents[1] / "configs" / "distilbert.cfg"
 
@@ -84,7 +84,7 @@ def weights(nlp) -> dict:
 def test_use_params_swaps_in_averaged_transformer_and_head_weights(tiny_transformer):
     from thinc.api import Adam
 
-    from util import make_nlp
+    from .util import make_nlp
 
     nlp = make_nlp(tiny_transformer)
     examples = train_examples(nlp, TRAIN_DATA)

@@ -9,10 +9,11 @@ from hypothesis import strategies as st
 from spacy.tokens import DocBin
 from spacy.training import Example
 
+from spacy_wnut.errors import ConfigError
 from spacy_wnut.pipeline.decode import decode_entities
 from spacy_wnut.training.tune import BiasScore, best_bias, score_biases
 
-from util import TRAIN_DATA, ents_of, make_nlp, train_examples, wnut_command
+from .util import TRAIN_DATA, ents_of, make_nlp, save_renamed, train_examples, wnut_command
 
 TEXTS = [text for text, _ in TRAIN_DATA]
 
@@ -75,7 +76,9 @@ def test_best_bias_prefers_the_smallest_bias_among_ties():
 def test_score_biases_rejects_other_components(trained_nlp):
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer", name="wnut_ner")
-    with pytest.raises(ValueError, match="not a wnut_ner component"):
+    with pytest.raises(ConfigError, match="--component wnut_ner: not a wnut_ner component"):
+        score_biases(nlp, [], [0.0], name="wnut_ner")
+    with pytest.raises(ConfigError, match="the pipeline has no wnut_ner component"):
         score_biases(nlp, [], [0.0])
 
 
@@ -109,3 +112,63 @@ def test_tune_bias_cli_reports_a_missing_dev_file(trained_nlp, tmp_path):
         text=True,
     )
     assert out.returncode == 1 and "nope.spacy" in out.stderr
+
+
+@pytest.fixture
+def renamed_model(trained_nlp, tmp_path):
+    """The trained pipeline with its component named `ner`, and a dev set."""
+    DocBin(docs=[eg.reference for eg in train_examples(trained_nlp)]).to_disk(tmp_path / "dev.spacy")
+    return save_renamed(trained_nlp, tmp_path / "model", "ner"), tmp_path / "dev.spacy"
+
+
+def test_tune_bias_finds_the_component_by_factory_and_names_a_wrong_one(renamed_model, tmp_path):
+    model, dev = renamed_model
+    found = subprocess.run(
+        wnut_command("tune-bias", model, dev, tmp_path / "tuned", "--grid", "0,1"), capture_output=True, text=True
+    )
+    assert found.returncode == 0, found.stderr
+    assert spacy.load(tmp_path / "tuned").config["components"]["ner"]["entity_bias"] == 0.0
+    wrong = subprocess.run(
+        wnut_command("tune-bias", model, dev, tmp_path / "other", "--grid", "0", "--component", "wnut_ner"),
+        capture_output=True,
+        text=True,
+    )
+    assert wrong.returncode == 1 and "--component wnut_ner: the pipeline has no such component" in wrong.stderr
+    assert "Traceback" not in wrong.stderr and not (tmp_path / "other").exists()
+
+
+def test_tune_bias_replaces_an_output_only_with_overwrite_and_never_a_file(trained_nlp, tmp_path):
+    trained_nlp.to_disk(tmp_path / "model")
+    DocBin(docs=[eg.reference for eg in train_examples(trained_nlp)]).to_disk(tmp_path / "dev.spacy")
+    (tmp_path / "tuned").mkdir()
+    (tmp_path / "tuned" / "keep.txt").write_text("mine")
+    (tmp_path / "plain").write_text("a file")
+    args = [tmp_path / "model", tmp_path / "dev.spacy"]
+    existing = subprocess.run(
+        wnut_command("tune-bias", *args, tmp_path / "tuned", "--grid", "0"), capture_output=True, text=True
+    )
+    assert existing.returncode == 1 and "already exists; pass --overwrite" in existing.stderr
+    assert (tmp_path / "tuned" / "keep.txt").read_text() == "mine"
+    a_file = subprocess.run(
+        wnut_command("tune-bias", *args, tmp_path / "plain", "--grid", "0", "--overwrite"),
+        capture_output=True,
+        text=True,
+    )
+    assert a_file.returncode == 1 and "plain: is a file, and this command writes a directory" in a_file.stderr
+    assert (tmp_path / "plain").read_text() == "a file"
+
+
+def test_tune_bias_warns_about_gold_labels_the_model_cannot_predict(trained_nlp, tmp_path):
+    import warnings
+
+    from spacy_wnut.tools.scoring import UnknownLabelsWarning
+    from spacy_wnut.training.tune import tune_entity_bias
+
+    doc = trained_nlp.make_doc("apple inc rocks")
+    doc.ents = [doc.char_span(0, 9, label="ORG")]
+    DocBin(docs=[doc]).to_disk(tmp_path / "dev.spacy")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tune_entity_bias(trained_nlp, tmp_path / "dev.spacy", [0.0])
+    (warning,) = [w for w in caught if issubclass(w.category, UnknownLabelsWarning)]
+    assert "gold entity labels the pipeline does not predict: ORG" in str(warning.message)

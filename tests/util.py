@@ -87,3 +87,15 @@ def bench_module(name: str):
 def wnut_command(*args) -> list:
     """The command line `python -m spacy_wnut ARGS` (arguments as strings), for `subprocess`."""
     return [sys.executable, "-m", "spacy_wnut", *map(str, args)]
+
+
+def save_renamed(nlp, path: Path, name: str) -> Path:
+    """Save `nlp` (one `wnut_ner` component) to `path` with that component named `name`."""
+    nlp.to_disk(path)
+    config = (path / "config.cfg").read_text(encoding="utf-8")
+    config = config.replace("[components.wnut_ner", f"[components.{name}").replace(
+        'pipeline = ["wnut_ner"]', f'pipeline = ["{name}"]'
+    )
+    (path / "config.cfg").write_text(config, encoding="utf-8")
+    (path / "wnut_ner").rename(path / name)
+    return path

@@ -2,12 +2,15 @@
 
 import hashlib
 import shutil
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Union
 
 from wasabi import msg
+
+from ..errors import InputError
 
 
 @dataclass(frozen=True)
@@ -62,12 +65,18 @@ def fetch_asset(asset: Asset, dest_dir: Path, mirror: Optional[Path] = None) -> 
         shutil.copyfile(mirror / asset.filename, tmp)
     else:
         origin = asset.url
-        with urllib.request.urlopen(asset.url, timeout=60) as response, tmp.open("wb") as out:
-            shutil.copyfileobj(response, out)
+        try:
+            with urllib.request.urlopen(asset.url, timeout=60) as response, tmp.open("wb") as out:
+                shutil.copyfileobj(response, out)
+        except (urllib.error.URLError, TimeoutError) as err:
+            tmp.unlink(missing_ok=True)
+            raise InputError(
+                asset.url, f"cannot download it ({err}); put a copy in a folder named by --mirror"
+            ) from None
     found = sha256sum(tmp)
     if found != asset.sha256:
         tmp.unlink()
-        raise ValueError(f"{origin}: sha256 is {found}, expected {asset.sha256}; the file is not the official one")
+        raise InputError(origin, f"sha256 is {found}, expected {asset.sha256}; the file is not the official one")
     tmp.replace(dest)
     msg.good(f"{origin} -> {dest}")
     return dest

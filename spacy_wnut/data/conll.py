@@ -21,11 +21,13 @@ WNUT17_LABELS: Tuple[str, ...] = (
     "product",
 )
 BIO_PREFIXES = ("B", "I")
+# CoNLL 2003's document marker: a line (or a dataset row) that is no token of any sentence.
+DOCSTART = "-DOCSTART-"
 
 
 @dataclass(frozen=True)
 class Repair:
-    """One tag changed while reading, with where and why."""
+    """One tag (or token: NUL characters removed) changed while reading, with where and why."""
 
     where: str
     problem: str
@@ -51,6 +53,7 @@ class ReadReport:
     tab_separators: int = 0
     separators: int = 0
     byte_order_mark: bool = False
+    docstarts: int = 0
     repairs: List[Repair] = field(default_factory=list)
 
 
@@ -186,10 +189,14 @@ def read_conll(
             continue
         where = f"{path}:{number}"
         fields = line.split("\t")
+        if line.split(None, 1)[0] == DOCSTART:
+            report.docstarts += 1
+            yield from flush()
+            continue
         if len(fields) != 2:
             raise InputError(where, f"expected 2 tab-separated fields (TOKEN<TAB>TAG), found {len(fields)}")
         word, tag = fields
-        check_word(word, where)
+        word = clean_word(word, where, strict=strict, report=report)
         words.append(word)
         tags.append(tag)
         wheres.append(where)
@@ -197,6 +204,20 @@ def read_conll(
     if report.sentences == 0:
         what = f"only {report.separators} separator line(s)" if report.separators else "it is empty"
         raise InputError(str(path), f"file holds no sentences ({what})")
+
+
+def clean_word(word: str, where: str, *, strict: bool, report: ReadReport) -> str:
+    """The word without NUL characters (a repair, counted; an error with `strict`), checked by `check_word`."""
+    if "\x00" in word:
+        if strict:
+            raise InputError(where, f"token {word!r} contains a NUL character (strict mode: no repairs)")
+        cleaned = word.replace("\x00", "")
+        report.repairs.append(Repair(where, f"NUL character(s) removed from token {word!r}", word, cleaned))
+        if not cleaned:
+            raise InputError(where, "token holds nothing but NUL characters")
+        word = cleaned
+    check_word(word, where)
+    return word
 
 
 def check_word(word: str, where: str) -> None:

@@ -14,11 +14,10 @@ from spacy.tokens import Doc, DocBin
 from spacy.training.iob_utils import biluo_to_iob, doc_to_biluo_tags
 from spacy.vocab import Vocab
 from tqdm import tqdm
-from wasabi import msg
 
-from ..errors import InputError, require
-from .conll import WNUT17_LABELS, ReadReport, Repair, Sentence, check_tags, check_word, read_conll
-from .outputs import atomic_path, check_output
+from ..errors import ConfigError, InputError, require
+from .conll import DOCSTART, WNUT17_LABELS, ReadReport, Repair, Sentence, check_tags, clean_word, read_conll
+from .outputs import FILE, atomic_path, check_output
 
 
 @dataclass
@@ -33,13 +32,14 @@ class ConversionSummary:
     entities: Counter = field(default_factory=Counter)
     tab_separators: int = 0
     byte_order_mark: bool = False
+    docstarts: int = 0
     repairs: List[Repair] = field(default_factory=list)
 
 
 def sentences_to_docs(sentences: Iterable[Sentence], vocab: Vocab, n_sents: int = 1) -> Iterator[Doc]:
     """Group sentences into docs of `n_sents` sentences, with ents and sentence starts."""
     if n_sents < 1:
-        raise ValueError(f"n_sents must be at least 1, got {n_sents}")
+        raise ConfigError(f"n_sents must be at least 1, got {n_sents}")
     group: List[Sentence] = []
     for sentence in sentences:
         group.append(sentence)
@@ -118,15 +118,17 @@ def convert_conll(
     labels: Optional[Sequence[str]] = WNUT17_LABELS,
     strict: bool = False,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> ConversionSummary:
     """Convert one WNUT-style CoNLL file to a `.spacy` DocBin.
 
     labels: allowed entity types (WNUT 17's by default), None for any.
-    strict: make `I-` repairs errors.
+    strict: make repairs (`I-` starts, NUL characters in tokens) errors.
+    overwrite: replace an existing output file.
     """
     if not Path(input_path).is_file():
         raise InputError(str(input_path), "no such file" if not Path(input_path).exists() else "not a file")
-    check_output(output, [input_path])
+    check_output(output, [input_path], overwrite=overwrite, kind=FILE)
     report = ReadReport()
     sentences = read_conll(input_path, labels=labels, strict=strict, report=report)
     summary = ConversionSummary(source=str(input_path), output=str(output))
@@ -135,6 +137,7 @@ def convert_conll(
     summary.tokens = report.tokens
     summary.tab_separators = report.tab_separators
     summary.byte_order_mark = report.byte_order_mark
+    summary.docstarts = report.docstarts
     summary.repairs = report.repairs
     return summary
 
@@ -164,6 +167,9 @@ def hf_sentences(
     for row, record in enumerate(dataset):
         where = f"{name} row {row}"
         words, tag_ids = record[tokens_column], record[tags_column]
+        if list(words) == [DOCSTART]:
+            report.docstarts += 1
+            continue
         if len(words) != len(tag_ids):
             raise InputError(where, f"{len(words)} tokens but {len(tag_ids)} tags")
         if not words:
@@ -173,8 +179,7 @@ def hf_sentences(
             report.repairs.append(Repair(where, "empty sentence skipped", "", ""))
             continue
         wheres = [f"{where} token {i}" for i in range(len(words))]
-        for word, token_where in zip(words, wheres):
-            check_word(word, token_where)
+        words = [clean_word(word, w, strict=strict, report=report) for word, w in zip(words, wheres)]
         tags = [names[tag_id] for tag_id in tag_ids]
         fixed = check_tags(tags, wheres, labels=labels, strict=strict, report=report)
         report.sentences += 1
@@ -192,16 +197,20 @@ def convert_hf_dataset(
     labels: Optional[Sequence[str]] = None,
     strict: bool = False,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> Dict[str, ConversionSummary]:
     """Convert a HF `Dataset` (to the file `output`) or `DatasetDict` (to `output/<split>.spacy`).
 
     Returns one summary per split ("data" for a plain `Dataset`).
+    overwrite: replace existing output files.
     """
     require("convert-hf", ["datasets"], "train")
     if hasattr(dataset, "column_names") and not isinstance(dataset.column_names, dict):
         splits = {"data": (dataset, Path(output))}
     else:
         splits = {split: (ds, Path(output) / f"{split}.spacy") for split, ds in dataset.items()}
+    for _, path in splits.values():
+        check_output(path, overwrite=overwrite, kind=FILE)
     summaries = {}
     for split, (ds, path) in splits.items():
         report = ReadReport()
@@ -217,31 +226,6 @@ def convert_hf_dataset(
         summary = ConversionSummary(source=split, output=str(path))
         write_docbin(sentences, path, summary, n_sents=n_sents, progress=progress, total=len(ds))
         summary.sentences, summary.tokens = report.sentences, report.tokens
-        summary.repairs = report.repairs
+        summary.docstarts, summary.repairs = report.docstarts, report.repairs
         summaries[split] = summary
     return summaries
-
-
-def print_summary(summary: ConversionSummary, max_repairs: int = 20) -> None:
-    """Print what was written and every kind of repair, the first `max_repairs` located."""
-    # Plain print: wasabi wraps long lines, and paths must stay greppable.
-    print(
-        f"✔ {summary.source} -> {summary.output}: {summary.docs} docs, "
-        f"{summary.sentences} sentences, {summary.tokens} tokens, "
-        f"{sum(summary.entities.values())} entities"
-    )
-    rows = sorted(summary.entities.items())
-    if rows:
-        msg.table(rows, header=("entity type", "count"), divider=True)
-    if summary.tab_separators:
-        msg.info(f"{summary.tab_separators} sentence separators were lines holding only a tab")
-    if summary.byte_order_mark:
-        msg.info("the UTF-8 byte-order mark opening the file was removed (it is no part of the first token)")
-    if summary.repairs:
-        msg.warn(f"{len(summary.repairs)} repairs (use --strict to make them errors):")
-        for repair in summary.repairs[:max_repairs]:
-            print(f"  {repair.where}: {repair.problem}")
-        if len(summary.repairs) > max_repairs:
-            print(f"  ... and {len(summary.repairs) - max_repairs} more")
-    else:
-        msg.info("no repairs")

@@ -9,6 +9,7 @@ reason; readers never raise for one record and never drop one silently.
 """
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
@@ -68,6 +69,39 @@ def check_unicode(text: str) -> Optional[str]:
     except UnicodeEncodeError as err:
         return f"lone surrogate {text[err.start]!r} at character {err.start + 1} (not valid Unicode)"
     return None
+
+
+def check_length(record: "Record", max_length: int) -> Optional["BadRecord"]:
+    """A bad record for a text over `nlp.max_length` (spaCy refuses it, E088), else None."""
+    if record.doc is None and len(record.text) > max_length:
+        return BadRecord(
+            record.source,
+            record.line,
+            "text too long",
+            f"{len(record.text):,} characters, over nlp.max_length ({max_length:,}); split the text",
+        )
+    return None
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float (not JSON) replaced by None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def json_line(row: Any) -> str:
+    """One JSONL line: standard JSON (NaN and infinities become null), UTF-8 text kept, and the
+    line and paragraph separators U+2028/U+2029 escaped, as JavaScript and line splitters need."""
+    try:
+        text = json.dumps(row, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(row), ensure_ascii=False, allow_nan=False)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029") + "\n"
 
 
 def record_from_mapping(source: str, line: int, data: Any) -> Item:

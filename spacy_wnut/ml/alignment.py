@@ -17,6 +17,8 @@ from spacy.attrs import IDX, LENGTH
 from spacy.tokens import Span
 from thinc.types import Ragged
 
+from ..errors import ConfigError
+
 AGGREGATIONS = ("first", "average", "max")
 PROJECTIONS = ("first", "all")
 
@@ -107,7 +109,7 @@ def aggregate(
     without rows get all-zero probabilities.
     """
     if method not in AGGREGATIONS:
-        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {method!r}")
+        raise ConfigError(f"aggregation must be one of {AGGREGATIONS}, got {method!r}")
     n_tags = probs.shape[1]
     out = numpy.zeros((pairs.n_tokens, n_tags), dtype="f")
     has_rows = pairs.has_rows()
@@ -137,7 +139,7 @@ def project_gold(
     takes the first token's tag.
     """
     if method not in PROJECTIONS:
-        raise ValueError(f"label_projection must be one of {PROJECTIONS}, got {method!r}")
+        raise ConfigError(f"label_projection must be one of {PROJECTIONS}, got {method!r}")
     if method == "first":
         pairs = pairs.first_per_window(window_length)
     row_gold = numpy.full(n_rows, -1, dtype="i")

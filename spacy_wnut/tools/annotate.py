@@ -8,16 +8,21 @@ Guarantees:
 - Output goes to `OUTPUT.partial` and is renamed to `OUTPUT` only when the run
   is complete, so an earlier result is never destroyed or half replaced; an
   existing output is replaced only with `overwrite`, and the input can never
-  be the output.
+  be the output. The partial is locked while a run writes it and records what
+  it is made from (`data/partials.py`). A stream (`-` for stdout, a FIFO, a
+  device) is written to directly; a link is followed.
 - Every record carries its key (`source`, `line`). A bad record (undecodable
-  bytes, invalid JSON, no string `text`, text that is not valid Unicode) stops
-  the run with its file and line, after everything read before it is tagged
-  and written; with `skip_bad_lines` it is skipped, counted by reason and
-  listed. Blank lines are counted. Input fields named like output fields are
-  renamed (`entities` -> `input_entities`) and counted. Nothing is dropped silently.
+  bytes, invalid JSON, no string `text`, text that is not valid Unicode, text
+  over `nlp.max_length`) stops the run with its file and line, after
+  everything read before it is tagged and written; with `skip_bad_lines` it is
+  skipped, counted by reason and listed. Blank lines are counted. Input fields
+  named like output fields are renamed (`entities` -> `input_entities`) and
+  counted. Nothing is dropped silently.
 - Ctrl-C or SIGTERM stops the run (and its worker processes) within seconds;
   `OUTPUT.partial` then holds every record tagged so far, complete, and a
-  rerun with `resume` continues after the last of them, with no duplicate and no gap.
+  rerun with `resume` continues after the last of them, with no duplicate and
+  no gap, once it has checked that the input, the pipeline and the options are
+  those the partial was made with. A full disk keeps the partial the same way.
 """
 
 import json
@@ -33,9 +38,10 @@ from spacy.tokens import Doc, DocBin
 from tqdm import tqdm
 
 from ..data.convert import docbin_files
-from ..data.outputs import atomic_path, check_output, replace
-from ..data.records import BadRecord, Item, Record, output_row, read_text_file
-from ..errors import InputError, OutputError, UserError
+from ..data.outputs import DIRECTORY, FILE, atomic_path, check_output, full_disk_error, is_stream, open_stream
+from ..data.partials import Partial, claim, partial_path, pipeline_identity
+from ..data.records import BadRecord, Item, Record, check_length, json_line, output_row, read_text_file
+from ..errors import ConfigError, InputError, OutputError, UserError
 from ..pipeline.component import load_pipeline
 from .stopping import stop_on_signals
 
@@ -43,10 +49,11 @@ INPUT_FORMATS = ("txt", "jsonl", "spacy")
 OUTPUT_FORMATS = ("jsonl", "spacy", "html")
 SCORES_KEY = "wnut_ner_annotate"
 SHARD_SIZE = 10_000
-PARTIAL_SUFFIX = ".partial"
 # DocBin output: each doc's key, in `doc.user_data`.
 KEY_SOURCE, KEY_LINE = "spacy_wnut.source", "spacy_wnut.line"
 _LISTED = 20  # line numbers listed in the summary, per reason
+
+__all__ = ["annotate", "AnnotateSummary", "Interrupted", "partial_path", "load_for_annotation"]
 
 
 @dataclass
@@ -65,6 +72,7 @@ class AnnotateSummary:
     already_done: int = 0
     interrupted: Optional[str] = None
     partial: Optional[str] = None
+    listed: int = _LISTED
 
     def skip(self, reason: str, line: int) -> None:
         self.skipped[reason] += 1
@@ -76,37 +84,38 @@ class AnnotateSummary:
 class Interrupted(UserError):
     """The run was stopped by a signal; the summary says what was written and where."""
 
-    def __init__(self, summary: AnnotateSummary, exit_code: int) -> None:
+    def __init__(self, summary: AnnotateSummary, exit_code: int, output: Optional[Path] = None) -> None:
         self.summary = summary
         self.exit_code = exit_code
-        super().__init__(
-            f"interrupted by {summary.interrupted} after {summary.docs_out} docs; {summary.partial} holds "
-            f"them, complete: rerun with --resume to continue"
-        )
+        if summary.partial is None:
+            where = f"they were written to the stream {output} (--resume does not apply to a stream)"
+        else:
+            where = f"{summary.partial} holds them, complete: rerun with --resume to continue"
+        super().__init__(f"interrupted by {summary.interrupted} after {summary.docs_out} docs; {where}")
 
 
 def detect_format(path: Path, allowed: Tuple[str, ...], given: Optional[str] = None, role: str = "input") -> str:
-    """The format named, else the file's suffix (.txt, .jsonl, .spacy, .html)."""
+    """The format named, else the file's suffix (.txt, .jsonl, .spacy, .html); JSONL for a stream without one."""
     fmt = (given or path.suffix.lstrip(".")).lower()
     fmt = {"json": "jsonl", "htm": "html", "text": "txt"}.get(fmt, fmt)
+    if not fmt and role == "output" and is_stream(path):
+        fmt = "jsonl"
+    error = (lambda problem: InputError(str(path), problem)) if role == "input" else _output_error(path)
     if not fmt:
-        raise ValueError(
-            f"{path}: cannot tell the {role} format (no suffix); name it with --{role}-format, one of {allowed}"
-        )
+        raise error(f"cannot tell the {role} format (no suffix); name it with --{role}-format, one of {allowed}")
     if fmt not in allowed:
-        raise ValueError(f"{path}: {fmt!r} is not a supported {role} format; use one of {allowed}")
+        raise error(f"{fmt!r} is not a supported {role} format; use one of {allowed}")
     return fmt
+
+
+def _output_error(path: Path):
+    return lambda problem: OutputError(f"{path}: {problem}")
 
 
 def check_positive(name: str, value: int) -> None:
     """Refuse a count that must be at least 1 (batch sizes, process counts)."""
     if not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
-
-
-def partial_path(output: Path) -> Path:
-    """Where a run writes before its output is complete."""
-    return output.with_name(output.name + PARTIAL_SUFFIX)
+        raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
 
 
 def read_items(
@@ -116,7 +125,10 @@ def read_items(
     if fmt == "spacy":
         yield from read_docbin_records(input_path, nlp, keep_entities)
         return
-    yield from read_text_file(input_path, fmt, input_path.name, summary.blank_lines)
+    for item in read_text_file(input_path, fmt, input_path.name, summary.blank_lines):
+        if isinstance(item, Record):
+            item = check_length(item, nlp.max_length) or item
+        yield item
 
 
 def read_docbin_records(path: Path, nlp: Language, keep_entities: bool) -> Iterator[Record]:
@@ -135,10 +147,30 @@ def read_docbin_records(path: Path, nlp: Language, keep_entities: bool) -> Itera
             yield Record(source, number, doc.text, doc=doc)
 
 
-class _Writer:
-    """Writes tagged records to the partial output in one format, as they come."""
+def written_records(path: Path, fmt: str) -> Iterator[Tuple[Tuple[str, int], str]]:
+    """(key, text) of the complete records of a partial output, in order (a half-written last line is left out)."""
+    if fmt == "spacy":
+        from spacy.vocab import Vocab
 
-    def __init__(self, path: Path, fmt: str, title: str, resume: bool) -> None:
+        for shard in sorted(path.glob("[0-9]" * 5 + ".spacy")):
+            for doc in DocBin().from_disk(shard).get_docs(Vocab()):
+                yield (doc.user_data[KEY_SOURCE], int(doc.user_data[KEY_LINE])), doc.text
+        return
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.endswith(b"\n"):
+                return
+            try:
+                row = json.loads(line)
+                yield (row["source"], int(row["line"])), row["text"]
+            except (ValueError, KeyError, TypeError):
+                raise InputError(f"{path}:{number}", "not a record this command wrote; cannot resume from it") from None
+
+
+class _Writer:
+    """Writes tagged records in one format, as they come: to the partial output, or straight to a stream."""
+
+    def __init__(self, path: Path, fmt: str, title: str, resume: bool, stream: bool = False) -> None:
         self.path, self.fmt = path, fmt
         self.last_key: Optional[Tuple[str, int]] = None
         self.already_done = 0
@@ -148,48 +180,33 @@ class _Writer:
         if fmt == "spacy":
             if resume:
                 self._resume_shards()
-            else:
-                path.mkdir(parents=True)
+        elif stream:
+            self.file = open_stream(path, "w")
         elif fmt == "jsonl" and resume:
             self._resume_jsonl()
             self.file = path.open("a", encoding="utf-8")
         else:
             self.file = path.open("w", encoding="utf-8")
-            if fmt == "html":
-                self.file.write(_HTML_HEAD.format(title=_escape(title)))
+        if fmt == "html":
+            self.file.write(_HTML_HEAD.format(title=_escape(title)))
 
     def _resume_jsonl(self) -> None:
         """Keep the complete records of an interrupted run (a half-written last line is cut off)."""
-        data = self.path.read_bytes()
-        keep = data.rfind(b"\n") + 1
-        lines = data[:keep].splitlines()
-        for number, line in enumerate(lines, start=1):
-            try:
-                row = json.loads(line)
-                self.last_key = (row["source"], int(row["line"]))
-            except (ValueError, KeyError, TypeError):
-                raise InputError(
-                    f"{self.path}:{number}", "not a record this command wrote; cannot resume from it"
-                ) from None
-        self.already_done = len(lines)
-        if keep < len(data):
-            with self.path.open("r+b") as f:
-                f.truncate(keep)
+        self._count_written("jsonl")
+        _cut_half_line(self.path)
 
     def _resume_shards(self) -> None:
-        shards = sorted(self.path.glob("[0-9]" * 5 + ".spacy"))
-        self.n_shards = len(shards)
-        if shards:
-            from spacy.vocab import Vocab
+        self.n_shards = len(list(self.path.glob("[0-9]" * 5 + ".spacy")))
+        self._count_written("spacy")
 
-            docs = [doc for shard in shards for doc in DocBin().from_disk(shard).get_docs(Vocab())]
-            self.already_done = len(docs)
-            if docs:
-                self.last_key = (docs[-1].user_data[KEY_SOURCE], int(docs[-1].user_data[KEY_LINE]))
+    def _count_written(self, fmt: str) -> None:
+        for key, _ in written_records(self.path, fmt):
+            self.last_key = key
+            self.already_done += 1
 
     def write(self, record: Record, doc: Doc) -> None:
         if self.fmt == "jsonl":
-            self.file.write(json.dumps(output_row(record, doc, SCORES_KEY), ensure_ascii=False) + "\n")
+            self.file.write(json_line(output_row(record, doc, SCORES_KEY)))
         elif self.fmt == "html":
             from spacy import displacy
 
@@ -220,27 +237,59 @@ class _Writer:
             self.n_shards += 1
             self.shard = None
 
-    def close(self) -> None:
-        self.flush()
-        if self.file is not None:
-            if self.fmt == "html":
-                self.file.write("</body></html>\n")
-            self.file.close()
-            self.file = None
+    def close(self, complete: bool = True) -> None:
+        """Flush and close; the HTML page is ended only when the run is `complete`."""
+        if self.file is None:
+            self.flush()
+            return
+        file, self.file = self.file, None
+        try:
+            if complete and self.fmt == "html":
+                file.write("</body></html>\n")
+            file.flush()
+        finally:
+            try:
+                file.close()
+            except OSError:
+                pass
+
+
+def _cut_half_line(path: Path, block: int = 1 << 16) -> None:
+    """Cut a file after its last newline (the end of its last complete record), reading from its end."""
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        end, keep = size, 0
+        while end > 0:
+            start = max(0, end - block)
+            f.seek(start)
+            found = f.read(end - start).rfind(b"\n")
+            if found >= 0:
+                keep = start + found + 1
+                break
+            end = start
+        if keep < size:
+            f.truncate(keep)
 
 
 def _records_to_tag(
     items: Iterable[Item],
     summary: AnnotateSummary,
     skip_bad_lines: bool,
-    resume_after: Optional[Tuple[str, int]],
     fatal: List[BadRecord],
+    written: Optional[Iterator[Tuple[Tuple[str, int], str]]] = None,
+    input_path: Optional[Path] = None,
 ) -> Iterator[Tuple[Union[str, Doc], Record]]:
-    """(text or doc, record) for `nlp.pipe`; a fatal bad record ends the stream (kept in `fatal`)."""
-    skipping = resume_after is not None
+    """(text or doc, record) for `nlp.pipe`; a fatal bad record ends the stream (kept in `fatal`).
+
+    written: the records a resumed partial holds: the input's first records are
+    checked against them, one by one, and not tagged again.
+    """
+    done = next(written, None) if written is not None else None
     for item in items:
-        if skipping:
-            skipping = item.key != resume_after
+        if done is not None:
+            if isinstance(item, Record):
+                _check_resumed(item, done, input_path)
+                done = next(written, None)
             continue
         if isinstance(item, BadRecord):
             if not skip_bad_lines:
@@ -252,10 +301,22 @@ def _records_to_tag(
         summary.renamed_fields.update(item.renamed)
         doc, item.doc = item.doc, None
         yield (doc if doc is not None else item.text), item
-    if skipping:
+    if done is not None:
+        (source, line), _ = done
         raise InputError(
-            str(resume_after[0]),
-            f"the partial output ends at line {resume_after[1]}, which the input does not have; it is not this input's",
+            str(input_path),
+            f"the partial output holds a record for {source}:{line}, which this input does not have: "
+            "the partial was made from another input; pass --overwrite instead of --resume to start again",
+        )
+
+
+def _check_resumed(item: Record, done: Tuple[Tuple[str, int], str], input_path: Optional[Path]) -> None:
+    key, text = done
+    if item.key != key or item.text != text:
+        raise InputError(
+            f"{input_path}:{item.line}",
+            f"differs from the record the partial output holds for {key[0]}:{key[1]} (another input, or an "
+            "edited one); pass --overwrite instead of --resume to start again",
         )
 
 
@@ -279,12 +340,13 @@ def annotate(
 
     model (Union[str, Path, Language]): a pipeline, or its directory or package name.
     input_path (Union[str, Path]): `.txt`, `.jsonl` or `.spacy` (a file or a directory of them).
-    output_path (Union[str, Path]): `.jsonl`, `.html` or a `.spacy` directory of shards.
+    output_path (Union[str, Path]): `.jsonl`, `.html` or a `.spacy` directory of shards; or a stream
+        (`-` for stdout, a FIFO, a device), written to directly (JSONL unless the format is named).
     n_process (int): processes for `nlp.pipe`.
     engine (Optional[str]): the component's inference engine for this run.
     skip_bad_lines (bool): skip (and count) bad records instead of stopping at the first.
     keep_entities (bool): DocBin input: keep the entities it holds.
-    overwrite (bool): replace an existing output.
+    overwrite (bool): replace an existing output (and a partial one left by a stopped run).
     resume (bool): continue an interrupted run from `OUTPUT.partial`.
     RETURNS (AnnotateSummary): what was read, written, skipped and renamed.
     Raises `InputError` for a bad record (unless `skip_bad_lines`), `OutputError`
@@ -297,67 +359,156 @@ def annotate(
         raise InputError(str(input_path), "no such file or directory")
     in_fmt = "spacy" if input_path.is_dir() else detect_format(input_path, INPUT_FORMATS, input_format, "input")
     out_fmt = detect_format(output_path, OUTPUT_FORMATS, output_format, "output")
-    partial = partial_path(output_path)
-    check_output(output_path, [input_path], overwrite=overwrite)
-    check_output(partial, [input_path])
+    kind = DIRECTORY if out_fmt == "spacy" else FILE
+    stream = is_stream(output_path)
+    check_output(output_path, [input_path], overwrite=overwrite, kind=kind)
+    if resume and stream:
+        raise OutputError(f"{output_path}: is a stream; --resume continues a partial output file, which it has none of")
     if resume and out_fmt == "html":
         raise OutputError(f"{output_path}: --resume continues .jsonl and .spacy outputs, not HTML")
-    if resume and not partial.exists():
-        raise OutputError(f"{partial}: no interrupted run to resume (run without --resume)")
-    if not resume and partial.exists():
-        if not overwrite:
-            raise OutputError(
-                f"{partial}: left by an interrupted run; pass --resume to continue it or --overwrite to start again"
-            )
-        replace_with_nothing(partial)
-    nlp = model if isinstance(model, Language) else load_for_annotation(model, engine=engine)
-    summary = AnnotateSummary(partial=str(partial))
-    writer = _Writer(partial, out_fmt, title=input_path.name, resume=resume)
-    summary.resumed_after, summary.already_done = writer.last_key, writer.already_done
-    fatal: List[BadRecord] = []
-    with stop_on_signals() as stop, warnings.catch_warnings():
-        # W127: worker processes exited non-zero, as they do when a signal stops them.
-        warnings.filterwarnings("ignore", message=r"\[W127\]")
-        items = read_items(input_path, in_fmt, nlp, summary, keep_entities)
-        stream = _records_to_tag(items, summary, skip_bad_lines, writer.last_key, fatal)
-        docs = nlp.pipe(stream, as_tuples=True, batch_size=batch_size, n_process=n_process)
+    made_from = {
+        "input": str(input_path.resolve()),
+        **(pipeline_identity(model) if not isinstance(model, Language) else _identity_of(model)),
+        "input_format": in_fmt,
+        "output_format": out_fmt,
+        "keep_entities": keep_entities,
+        "engine": engine,
+    }
+    partial = None if stream else claim(output_path, kind=kind, inputs=[input_path], resume=resume, overwrite=overwrite)
+    try:
         try:
-            for doc, record in tqdm(docs, unit="doc", desc="annotate", disable=not progress, smoothing=0.1):
-                if stop.requested:
-                    break
-                writer.write(record, doc)
-                summary.docs_out += 1
-                summary.entities.update(e.label_ for e in doc.ents)
-        except (EOFError, BrokenPipeError, ConnectionResetError):
-            if not stop.requested:  # a worker died on its own
-                raise
-        finally:
-            docs.close()
-            writer.close()
+            if partial is not None and partial.resumed:
+                partial.check_made_from(made_from)
+            nlp = model if isinstance(model, Language) else load_for_annotation(model, engine=engine)
+            if partial is not None:
+                partial.write_info(made_from)
+        except BaseException:
+            if partial is not None and not partial.resumed:
+                partial.discard()  # this run made it and wrote nothing to it
+            raise
+        return _run(
+            nlp,
+            input_path,
+            output_path,
+            partial,
+            in_fmt,
+            out_fmt,
+            batch_size,
+            n_process,
+            skip_bad_lines,
+            keep_entities,
+            progress,
+        )
+    finally:
+        if partial is not None:
+            partial.release()
+
+
+def _identity_of(nlp: Language) -> Dict[str, Any]:
+    import hashlib
+
+    meta = nlp.meta
+    config = hashlib.sha256(nlp.config.to_str().encode("utf-8")).hexdigest()[:16]
+    return {
+        "pipeline": "(a Language object)",
+        "pipeline_meta": f"{meta.get('lang')}_{meta.get('name')} {meta.get('version')}",
+        "pipeline_config": config,
+    }
+
+
+def _run(
+    nlp: Language,
+    input_path: Path,
+    output_path: Path,
+    partial: Optional[Partial],
+    in_fmt: str,
+    out_fmt: str,
+    batch_size: int,
+    n_process: int,
+    skip_bad_lines: bool,
+    keep_entities: bool,
+    progress: bool,
+) -> AnnotateSummary:
+    resume = partial is not None and partial.resumed
+    target = partial.path if partial is not None else output_path
+    summary = AnnotateSummary(partial=str(target) if partial is not None else None)
+    fatal: List[BadRecord] = []
+    with _full_disk_named(output_path, partial, summary):
+        writer = _Writer(target, out_fmt, title=input_path.name, resume=resume, stream=partial is None)
+        summary.resumed_after, summary.already_done = writer.last_key, writer.already_done
+        written = written_records(target, out_fmt) if resume else None
+        with stop_on_signals() as stop, warnings.catch_warnings():
+            # W127: worker processes exited non-zero, as they do when a signal stops them.
+            warnings.filterwarnings("ignore", message=r"\[W127\]")
+            items = read_items(input_path, in_fmt, nlp, summary, keep_entities)
+            stream = _records_to_tag(items, summary, skip_bad_lines, fatal, written, input_path)
+            docs = nlp.pipe(stream, as_tuples=True, batch_size=batch_size, n_process=n_process)
+            complete = False
+            try:
+                for doc, record in tqdm(docs, unit="doc", desc="annotate", disable=not progress, smoothing=0.1):
+                    if stop.requested:
+                        break
+                    writer.write(record, doc)
+                    summary.docs_out += 1
+                    summary.entities.update(e.label_ for e in doc.ents)
+                complete = not stop.requested and not fatal
+            except BrokenPipeError:
+                if partial is None and not stop.requested:  # the stream's reader went away
+                    raise OutputError(
+                        f"{output_path}: the stream was closed by its reader after {summary.docs_out} docs"
+                    ) from None
+                if not stop.requested:
+                    raise
+            except (EOFError, OSError):
+                # A worker stopped by the signal may die mid-message: the pipe then ends early
+                # ("got end of file during message"). Without a stop, a worker died on its own.
+                if not stop.requested:
+                    raise
+            finally:
+                docs.close()
+                writer.close(complete)
     if stop.requested:
         summary.interrupted = stop.name
-        raise Interrupted(summary, stop.exit_code)
+        raise Interrupted(summary, stop.exit_code, output_path)
     if fatal:
         bad = fatal[0]
+        where = f"in {partial.path}; fix the line and rerun with --resume" if partial else f"written to {output_path}"
         raise InputError(
             f"{input_path}:{bad.line}",
-            f"{bad.reason}: {bad.detail} (the {summary.docs_out} docs before it are in "
-            f"{partial}; fix the line and rerun with --resume, or pass --skip-bad-lines)",
+            f"{bad.reason}: {bad.detail} (the {summary.docs_out} docs before it are {where}, or pass --skip-bad-lines)",
         )
-    replace(partial, output_path)
+    if partial is not None:
+        partial.finish(output_path)
     summary.partial = None
     summary.outputs.append(str(output_path))
     return summary
 
 
-def replace_with_nothing(path: Path) -> None:
-    """Remove a file or directory left by an earlier run."""
-    import shutil
+class _full_disk_named:
+    """Turn a full disk or a file-size limit while writing into an `OutputError` that names the output
+    and says that the partial output is kept, with what, and how to continue."""
 
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
+    def __init__(self, output: Path, partial: Optional[Partial], summary: AnnotateSummary) -> None:
+        self.output, self.partial, self.summary = output, partial, summary
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, err, traceback) -> bool:
+        if not isinstance(err, OSError):
+            return False
+        done = self.summary.already_done + self.summary.docs_out
+        if self.partial is not None:
+            kept = (
+                f"{self.partial.path} is kept with the {done} docs written before it: free some space (or raise "
+                "the limit) and rerun with --resume to continue"
+            )
+        else:
+            kept = f"{done} docs were written to it"
+        full = full_disk_error(err, self.partial.path if self.partial is not None else self.output, kept)
+        if full is None:
+            return False
+        raise full from None
 
 
 def load_for_annotation(
@@ -388,28 +539,6 @@ def _pipeline_config(model: Union[str, Path]):
     if not (path / "config.cfg").is_file():
         load_pipeline(model)  # raises the clear error
     return spacy.util.load_config(path / "config.cfg")
-
-
-def print_summary(summary: AnnotateSummary) -> None:
-    """Docs in/out, skipped lines by reason (with line numbers), blank lines, renamed fields, entities."""
-    if summary.resumed_after is not None:
-        source, line = summary.resumed_after
-        print(f"resumed after {source}:{line} ({summary.already_done} docs were already written)")
-    print(f"docs in: {summary.docs_in}, docs out: {summary.docs_out}")
-    for reason, count in summary.skipped.items():
-        lines = ", ".join(map(str, summary.skipped_lines[reason]))
-        more = " ..." if count > len(summary.skipped_lines[reason]) else ""
-        print(f"skipped {count} line(s), {reason}: line {lines}{more}")
-    if summary.blank_lines:
-        listed = ", ".join(map(str, summary.blank_lines[:_LISTED]))
-        more = " ..." if len(summary.blank_lines) > _LISTED else ""
-        print(f"blank lines (no doc): {len(summary.blank_lines)}: line {listed}{more}")
-    for name, count in summary.renamed_fields.items():
-        print(f"input field {name!r} renamed to 'input_{name}' in {count} record(s) (it is an output field)")
-    if summary.entities:
-        print("entities: " + ", ".join(f"{label} {n}" for label, n in summary.entities.most_common()))
-    for output in summary.outputs:
-        print(f"wrote {output}")
 
 
 def _escape(text: str) -> str:

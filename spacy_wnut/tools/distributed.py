@@ -15,7 +15,16 @@ Nothing is lost or doubled:
   `OUTPUT/_errors/`;
 - the driver counts the input records itself and checks that
   records in = records written + error records before the run's directory
-  (built as `OUTPUT.partial/`) becomes `OUTPUT`.
+  (built as `OUTPUT.partial/`) becomes `OUTPUT`;
+- every file of an input directory is read, or the run is refused naming the
+  file it cannot read (hidden files and names starting with `_`, such as
+  `_SUCCESS`, are left out and listed in the summary).
+
+The partial output follows the single-process policy (`data/partials.py`):
+an existing `OUTPUT.partial/` is replaced only with `overwrite`, and it is
+locked while a run writes it. A Ray run cannot be resumed, so a run that
+fails removes its own partial output, unless the counts do not add up: then
+it is kept for inspection.
 """
 
 import glob as globbing
@@ -31,13 +40,24 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from ..data.conll import read_lines
-from ..data.outputs import atomic_path, check_output, replace
-from ..data.records import BadRecord, Record, is_blank, output_row, parse_line, record_from_mapping, split_lines
-from ..errors import InputError, OutputError
+from ..data.outputs import DIRECTORY, atomic_path, check_output
+from ..data.partials import claim, pipeline_identity
+from ..data.records import (
+    BadRecord,
+    Record,
+    check_length,
+    is_blank,
+    json_line,
+    output_row,
+    parse_line,
+    record_from_mapping,
+    split_lines,
+)
+from ..errors import ConfigError, InputError, MissingExtra, OutputError
 from .annotate import SCORES_KEY, check_positive, load_for_annotation
 
 RAY_HINT = "pip install 'spacy-wnut[ray]'"
-INPUT_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+INPUT_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".txt": "txt", ".parquet": "parquet", ".pq": "parquet"}
 OUTPUT_FORMATS = ("jsonl", "parquet")
 # CPUs reserved by each task that reads and parses an input file.
 READ_CPUS = 0.25
@@ -69,6 +89,8 @@ class RaySummary:
     startup_seconds: float = 0.0
     model_load_seconds: float = 0.0
     run_seconds: float = 0.0
+    input_files: int = 0
+    ignored_files: List[str] = field(default_factory=list)
     outputs: List[str] = field(default_factory=list)
 
     @property
@@ -86,11 +108,21 @@ def require_ray() -> None:
     import importlib.util
 
     if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.data") is None:
-        raise ImportError(f"--ray needs Ray Data (the package ray[data]): {RAY_HINT}")
+        raise MissingExtra("--ray (Ray Data)", ["ray[data]"], "ray")
 
 
-def input_files(path: Union[str, Path]) -> List[InputFile]:
-    """The files of a JSONL/Parquet input: one file, every such file under a directory, or a glob."""
+def _hidden(path: Path, root: Path) -> bool:
+    """Hidden files and names starting with `_` (`_SUCCESS`, `_errors/`): not data, by convention."""
+    return any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
+
+
+def input_files(path: Union[str, Path], ignored: Optional[List[str]] = None) -> List[InputFile]:
+    """The files of a JSONL/text/Parquet input: one file, every file under a directory, or a glob.
+
+    Every file of a directory must be one of `INPUT_SUFFIXES` (else the run is
+    refused, naming it), except hidden ones and names starting with `_`, which
+    are left out and added to `ignored`.
+    """
     text = str(path)
     root: Path
     if any(char in text for char in "*?["):
@@ -100,13 +132,10 @@ def input_files(path: Union[str, Path]) -> List[InputFile]:
             raise InputError(text, "the pattern matches no file")
     elif Path(text).is_dir():
         root = Path(text)
-        found = sorted(
-            p
-            for p in root.rglob("*")
-            if p.is_file()
-            and p.suffix.lower() in INPUT_SUFFIXES
-            and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
-        )
+        every = sorted(p for p in root.rglob("*") if p.is_file())
+        found = [p for p in every if not _hidden(p, root)]
+        if ignored is not None:
+            ignored.extend(str(p.relative_to(root)) for p in every if _hidden(p, root))
         if not found:
             raise InputError(text, f"directory holds no input file ({', '.join(INPUT_SUFFIXES)})")
     elif Path(text).is_file():
@@ -117,7 +146,11 @@ def input_files(path: Union[str, Path]) -> List[InputFile]:
     for file in found:
         fmt = INPUT_SUFFIXES.get(file.suffix.lower())
         if fmt is None:
-            raise InputError(str(file), f"cannot tell the input format; name files {', '.join(INPUT_SUFFIXES)}")
+            raise InputError(
+                str(file),
+                f"--ray cannot read this file: it reads {', '.join(INPUT_SUFFIXES)} files (text, JSONL, Parquet); "
+                "move it out of the input, or name the files to read with a glob",
+            )
         files.append(InputFile(str(file.resolve()), str(file.relative_to(root)), fmt))
     return files
 
@@ -127,9 +160,13 @@ def count_input_records(files: List[InputFile]) -> Tuple[int, int]:
     records = blank = 0
     for file in files:
         if file.fmt == "parquet":
+            import pyarrow as pa
             import pyarrow.parquet as pq
 
-            records += pq.ParquetFile(file.path).metadata.num_rows
+            try:
+                records += pq.ParquetFile(file.path).metadata.num_rows
+            except (pa.ArrowException, OSError) as err:
+                raise InputError(file.path, f"not a readable Parquet file ({type(err).__name__}: {err})") from None
             continue
         for _, raw in read_lines(Path(file.path)):
             if is_blank(raw):
@@ -153,7 +190,7 @@ def parse_file(row: Dict[str, Any], sources: Dict[str, Tuple[str, str]]) -> List
             for i, data in enumerate(pq.read_table(io.BytesIO(row["bytes"])).to_pylist(), start=1)
         )
     else:
-        items = (parse_line(source, i, raw, "jsonl") or i for i, raw in split_lines(row["bytes"]))
+        items = (parse_line(source, i, raw, fmt) or i for i, raw in split_lines(row["bytes"]))
     for item in items:
         if isinstance(item, int):
             rows.append(_row("blank", source, item))
@@ -196,8 +233,14 @@ class BatchTagger:
         engine: Optional[str] = None,
         threads: int = 1,
         fault_marker: Optional[str] = None,
+        code: Optional[str] = None,
     ) -> None:
         start = time.perf_counter()
+        if code is not None:
+            from spacy.util import import_file
+
+            import_file("python_code", code)
+
         # n_threads sets torch's threads (when a torch pipeline has it loaded) and ONNX Runtime's.
         self.nlp = load_for_annotation(model, engine=engine, n_threads=max(1, threads))
         self.output_dir, self.output_format, self.fault_marker = Path(output_dir), output_format, fault_marker
@@ -236,7 +279,15 @@ class BatchTagger:
         }
 
     def _tag(self, records: List[Record]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
-        """Output rows of the records; a record that makes the pipeline raise becomes an error record."""
+        """Output rows of the records; a record that is too long or makes the pipeline raise becomes an error record."""
+        too_long = [bad for bad in (check_length(r, self.nlp.max_length) for r in records) if bad is not None]
+        if too_long:
+            skip = {bad.key for bad in too_long}
+            records = [r for r in records if r.key not in skip]
+        tagged, failed = self._tag_all(records)
+        return tagged, [bad.to_dict() for bad in too_long] + failed
+
+    def _tag_all(self, records: List[Record]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
         try:
             docs = list(self.nlp.pipe([r.text for r in records], batch_size=max(1, len(records))))
             return [output_row(r, doc, SCORES_KEY) for r, doc in zip(records, docs)], []
@@ -261,7 +312,7 @@ class BatchTagger:
 
                 pq.write_table(pa.Table.from_pylist(rows), str(tmp))
             else:
-                tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+                tmp.write_text("".join(json_line(row) for row in rows), encoding="utf-8")
 
     def _maybe_fail(self) -> None:
         if self.fault_marker is None:
@@ -361,13 +412,14 @@ def annotate_ray(
     output_format: str = "jsonl",
     overwrite: bool = False,
     progress: bool = False,
+    code: Optional[Union[str, Path]] = None,
     fault_marker: Optional[str] = None,
 ) -> RaySummary:
     """Tag every record of the input on Ray and write a directory of output shards (see the module doc).
 
     model (Union[str, Path]): a pipeline directory every worker can read (shared
         storage) or an installed pipeline package name.
-    input_path (Union[str, Path]): a JSONL or Parquet file, a directory of them, or a glob.
+    input_path (Union[str, Path]): a text, JSONL or Parquet file, a directory of them, or a glob.
     output_path (Union[str, Path]): the output directory (shards, `_errors/`, `_summary.json`).
     ray_address (Optional[str]): a cluster to join; None starts a local one on 127.0.0.1.
     actors (int): actors in the pool, each with the pipeline loaded once.
@@ -376,41 +428,102 @@ def annotate_ray(
     batch_size (int): records per batch (one output shard).
     engine (Optional[str]): the component's inference engine, None for the pipeline's own.
     output_format (str): "jsonl" or "parquet".
+    overwrite (bool): replace an existing output (and a partial one left by a stopped run).
+    code (Optional[Union[str, Path]]): a Python file every actor imports first (registered functions).
     fault_marker (Optional[str]): test hook, see `BatchTagger`.
     RETURNS (RaySummary): counts (checked: in = written + errors) and timings.
     """
     for name, value in (("actors", actors), ("cpus_per_actor", cpus_per_actor), ("batch_size", batch_size)):
         check_positive(name, value)
     if gpus_per_actor < 0:
-        raise ValueError(f"gpus_per_actor must be 0 or more, got {gpus_per_actor}")
+        raise ConfigError(f"gpus_per_actor must be 0 or more, got {gpus_per_actor}")
     if output_format not in OUTPUT_FORMATS:
-        raise ValueError(f"output format {output_format!r} is not supported with --ray; use one of {OUTPUT_FORMATS}")
+        raise ConfigError(f"output format {output_format!r} is not supported with --ray; use one of {OUTPUT_FORMATS}")
     require_ray()
-    files = input_files(input_path)
+    summary = RaySummary(actors=actors)
+    files = input_files(input_path, summary.ignored_files)
+    summary.input_files = len(files)
     output = Path(output_path)
-    check_output(
-        output, [f.path for f in files] + ([input_path] if Path(str(input_path)).exists() else []), overwrite=overwrite
-    )
+    inputs = [f.path for f in files] + ([input_path] if Path(str(input_path)).exists() else [])
+    check_output(output, inputs, overwrite=overwrite, kind=DIRECTORY)
+    model = _checked_model(model, engine, joined=bool(ray_address))
+    summary.records_in, summary.blank_lines = count_input_records(files)
+    partial = claim(output, kind=DIRECTORY, inputs=inputs, overwrite=overwrite)
+    keep = False
+    try:
+        partial.write_info(
+            {"input": str(input_path), **pipeline_identity(model), "output_format": output_format, "engine": engine}
+        )
+        summary.startup_seconds = start_ray(
+            ray_address, num_cpus=None if ray_address else _local_cpus(actors, cpus_per_actor)
+        )
+        check_cluster_cpus(actors, cpus_per_actor, joined=bool(ray_address))
+        _run_on_ray(
+            summary,
+            files,
+            partial.path,
+            model,
+            batch_size,
+            actors,
+            cpus_per_actor,
+            gpus_per_actor,
+            engine,
+            output_format,
+            progress,
+            code,
+            fault_marker,
+        )
+        summary.records_out, summary.error_records = count_output_records(partial.path, output_format)
+        if not summary.balanced:
+            keep = True
+            raise OutputError(
+                f"{partial.path}: records in ({summary.records_in}) != records written ({summary.records_out}) + "
+                f"error records ({summary.error_records}); the output is left there for inspection"
+            )
+        with atomic_path(partial.path / SUMMARY_FILE) as tmp:
+            tmp.write_text(json.dumps(summary.to_dict(), indent=2), encoding="utf-8")
+        partial.finish(output)
+    except BaseException:
+        if not keep:  # a Ray run cannot be resumed: what it half wrote is of no use
+            partial.discard()
+        raise
+    finally:
+        partial.release()
+    summary.outputs.append(str(output))
+    return summary
+
+
+def _checked_model(model: Union[str, Path], engine: Optional[str], joined: bool) -> str:
+    """The model as the actors should load it, loaded here first to fail early with a clear message.
+
+    On a local cluster the actors share this machine, so a model this process
+    cannot load is refused before Ray starts. A package that only the workers of
+    a joined cluster have (installed through Ray's runtime_env) is left to them.
+    """
     import spacy
 
     if Path(str(model)).exists():
         model = str(Path(str(model)).resolve())
-    if Path(str(model)).exists() or spacy.util.is_package(str(model)):
-        # Fail here, with a clear message, rather than in every actor. A package that only the
-        # workers have (installed through Ray's runtime_env) is checked by them.
+    if Path(str(model)).exists() or spacy.util.is_package(str(model)) or not joined:
         load_for_annotation(model, engine=engine)
-    summary = RaySummary(actors=actors)
-    summary.startup_seconds = start_ray(
-        ray_address, num_cpus=None if ray_address else _local_cpus(actors, cpus_per_actor)
-    )
-    check_cluster_cpus(actors, cpus_per_actor, joined=bool(ray_address))
-    partial = output.with_name(output.name + ".partial")
-    if partial.exists():
-        import shutil
+    return str(model)
 
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
-    summary.records_in, summary.blank_lines = count_input_records(files)
+
+def _run_on_ray(
+    summary: RaySummary,
+    files: List[InputFile],
+    partial: Path,
+    model: str,
+    batch_size: int,
+    actors: int,
+    cpus_per_actor: int,
+    gpus_per_actor: float,
+    engine: Optional[str],
+    output_format: str,
+    progress: bool,
+    code: Optional[Union[str, Path]],
+    fault_marker: Optional[str],
+) -> None:
     import ray.data
 
     context = ray.data.DataContext.get_current()
@@ -431,12 +544,13 @@ def annotate_ray(
         num_cpus=cpus_per_actor,
         num_gpus=gpus_per_actor or None,
         fn_constructor_kwargs={
-            "model": str(model),
+            "model": model,
             "output_dir": str(partial.resolve()),
             "output_format": output_format,
             "engine": engine,
             "threads": cpus_per_actor,
             "fault_marker": fault_marker,
+            "code": str(Path(code).resolve()) if code is not None else None,
         },
     )
     for stats in dataset.iter_rows():
@@ -446,17 +560,6 @@ def annotate_ray(
         summary.errors.update(json.loads(stats["error_reasons"]))
         summary.model_load_seconds = max(summary.model_load_seconds, float(stats["load_seconds"]))
     summary.run_seconds = time.perf_counter() - start
-    summary.records_out, summary.error_records = count_output_records(partial, output_format)
-    if not summary.balanced:
-        raise OutputError(
-            f"{partial}: records in ({summary.records_in}) != records written ({summary.records_out}) + error records "
-            f"({summary.error_records}); the output is left there for inspection"
-        )
-    with atomic_path(partial / SUMMARY_FILE) as tmp:
-        tmp.write_text(json.dumps(summary.to_dict(), indent=2), encoding="utf-8")
-    replace(partial, output)
-    summary.outputs.append(str(output))
-    return summary
 
 
 def _local_cpus(actors: int, cpus_per_actor: int) -> int:
@@ -486,25 +589,7 @@ def check_cluster_cpus(actors: int, cpus_per_actor: int, joined: bool) -> None:
     if joined:
         warnings.warn(message + " (the run waits unless the cluster adds nodes)", stacklevel=3)
         return
-    raise ValueError(message + "; this process's local Ray was started earlier with fewer CPUs (ray.shutdown() it)")
-
-
-def print_ray_summary(summary: RaySummary) -> None:
-    """Records in/out/errors (and the check that they add up), entities, timings."""
-    print(
-        f"records in: {summary.records_in}, written: {summary.records_out}, error records: {summary.error_records} "
-        f"({'adds up' if summary.balanced else 'DOES NOT ADD UP'}); blank lines: {summary.blank_lines}"
-    )
-    for reason, count in summary.errors.items():
-        print(f"error records, {reason}: {count}")
-    if summary.entities:
-        print("entities: " + ", ".join(f"{label} {n}" for label, n in summary.entities.most_common()))
-    print(
-        f"{summary.actors} actor(s), {summary.batches} batches; start-up {summary.startup_seconds:.1f}s, "
-        f"pipeline load {summary.model_load_seconds:.1f}s per actor, run {summary.run_seconds:.1f}s"
-    )
-    for output in summary.outputs:
-        print(f"wrote {output} (errors in {Path(output) / ERRORS_DIR})")
+    raise ConfigError(message + "; this process's local Ray was started earlier with fewer CPUs (ray.shutdown() it)")
 
 
 def iter_records(output: Union[str, Path]) -> Iterator[Dict[str, Any]]:

@@ -21,36 +21,96 @@ from spacy.util import get_words_and_spaces
 from spacy.vocab import Vocab
 from thinc.api import Model
 
-from ..data.outputs import atomic_path, check_output
-from ..errors import TRAIN_PACKAGES, require
+from ..data.outputs import DIRECTORY, atomic_path, check_output
+from ..errors import TRAIN_PACKAGES, ConfigError, InputError, require
 from ..ml.head import has_spacy_features, head_as_torch_linear
+from ..pipeline.component import find_wnut_pipe
 from ..pipeline.schemes import HeadScheme
+
+TOKEN_CLASSIFICATION = "ForTokenClassification"
 
 
 def read_head_scheme(checkpoint: Union[str, Path], scheme: str = "auto") -> HeadScheme:
-    """The tags of a checkpoint's head, from its config's `id2label`."""
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(str(checkpoint))
+    """The tags of a checkpoint's head, from its config's `id2label` (a guessed scheme is warned about)."""
+    config = checkpoint_config(checkpoint)
     try:
         return HeadScheme.from_id2label(config.id2label, scheme)
     except ValueError as err:
-        raise ValueError(f"{checkpoint}: {err}") from None
+        raise ConfigError(f"{checkpoint}: {err}") from None
+
+
+def checkpoint_config(checkpoint: Union[str, Path]):
+    """The checkpoint's `transformers` config, refusing one that is not for token classification.
+
+    A config naming its `architectures` must name a `...ForTokenClassification`
+    model: a sequence-classification head (one row per text, not per token)
+    would otherwise be replaced by a random one without a word.
+    """
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(checkpoint))
+    except (OSError, ValueError) as err:
+        raise InputError(str(checkpoint), f"not a Hugging Face checkpoint ({type(err).__name__}: {err})") from None
+    architectures = list(getattr(config, "architectures", None) or [])
+    if architectures and not any(name.endswith(TOKEN_CLASSIFICATION) for name in architectures):
+        raise InputError(
+            str(checkpoint),
+            f"a {', '.join(architectures)} checkpoint, not a token-classification (NER) one "
+            f"(*{TOKEN_CLASSIFICATION}); its head cannot tag tokens",
+        )
+    return config
+
+
+def check_tokenizer(checkpoint: Union[str, Path]) -> None:
+    """Refuse a checkpoint whose tokenizer cannot be loaded (e.g. saved without its tokenizer files)."""
+    from transformers import AutoTokenizer
+
+    try:
+        AutoTokenizer.from_pretrained(str(checkpoint))
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise InputError(
+            str(checkpoint),
+            f"its tokenizer cannot be loaded ({type(err).__name__}: {err}); save the tokenizer files with the "
+            "checkpoint (`tokenizer.save_pretrained(...)`)",
+        ) from None
 
 
 def load_classifier(model: Model, checkpoint: Union[str, Path]) -> None:
-    """Copy the checkpoint's `classifier` weights into the head of a `SubwordTagger` model."""
+    """Copy the checkpoint's `classifier` weights into the head of a `SubwordTagger` model.
+
+    Refuses a checkpoint without token-classification weights (which
+    `transformers` would initialise at random), and a head of another shape.
+    """
     from transformers import AutoModelForTokenClassification
 
-    hf_model = AutoModelForTokenClassification.from_pretrained(str(checkpoint))
+    hf_model, loading = AutoModelForTokenClassification.from_pretrained(str(checkpoint), output_loading_info=True)
     classifier = getattr(hf_model, "classifier", None)
     head = model.get_ref("output_layer")
     if classifier is None or not hasattr(classifier, "weight"):
-        raise ValueError(f"{checkpoint}: {type(hf_model).__name__} has no linear `classifier` head to import")
+        raise InputError(str(checkpoint), f"{type(hf_model).__name__} has no linear `classifier` head to import")
+    missing = [key for key in loading.get("missing_keys", []) if key.startswith("classifier.")]
+    if missing:
+        raise InputError(
+            str(checkpoint),
+            f"holds no token-classification head (no weights for {', '.join(missing)}): it is not a "
+            "token-classification (NER) checkpoint",
+        )
+    declared = getattr(hf_model.config, "architectures", None)
+    other_head = [key for key in loading.get("unexpected_keys", []) if "pooler" in key or "pre_classifier" in key]
+    if not declared and other_head:
+        # A sequence classifier's `classifier` has the shape of a token classifier's; what gives it
+        # away is the pooled-output layer it reads from (a config naming its architecture is trusted).
+        raise InputError(
+            str(checkpoint),
+            f"holds the weights of a sequence-classification head ({', '.join(other_head[:3])}), and its config "
+            "names no architecture: it is not a token-classification (NER) checkpoint",
+        )
     weight = classifier.weight.detach().cpu().numpy()
     if weight.shape != head.get_param("W").shape:
-        raise ValueError(
-            f"{checkpoint}: classifier is {weight.shape}, the component's head is {head.get_param('W').shape}"
+        raise InputError(
+            str(checkpoint),
+            f"classifier is {weight.shape}, the component's head is {head.get_param('W').shape}",
         )
     head.set_param("W", head.ops.asarray2f(weight))
     head.set_param("b", head.ops.asarray1f(classifier.bias.detach().cpu().numpy()))
@@ -71,6 +131,8 @@ def from_hf(
     config: further component config (e.g. `{"spans_key": "sc"}`).
     """
     require("import-hf", TRAIN_PACKAGES, "train")
+    checkpoint_config(checkpoint)
+    check_tokenizer(checkpoint)
     nlp = nlp if nlp is not None else spacy.blank(lang)
     component_config = copy.deepcopy(config or {})
     component_config.setdefault("model", {}).setdefault("transformer", {})["name"] = str(checkpoint)
@@ -80,22 +142,38 @@ def from_hf(
     return nlp
 
 
-def import_hf(checkpoint: Union[str, Path], output: Union[str, Path], *, scheme: str = "auto", lang: str = "en"):
-    """`from_hf` saved as a pipeline directory (atomically); returns the component."""
-    check_output(output, [checkpoint] if Path(str(checkpoint)).exists() else [])
-    nlp = from_hf(checkpoint, scheme=scheme, lang=lang)
+def import_hf(
+    checkpoint: Union[str, Path],
+    output: Union[str, Path],
+    *,
+    scheme: str = "auto",
+    lang: str = "en",
+    name: str = "wnut_ner",
+    overwrite: bool = False,
+):
+    """`from_hf` saved as a pipeline directory (atomically); returns the component.
+
+    name (str): the component's name in the new pipeline.
+    overwrite (bool): replace an existing output directory.
+    """
+    inputs = [checkpoint] if Path(str(checkpoint)).exists() else []
+    check_output(output, inputs, overwrite=overwrite, kind=DIRECTORY)
+    nlp = from_hf(checkpoint, scheme=scheme, lang=lang, name=name)
     with atomic_path(output) as tmp:
         nlp.to_disk(tmp)
-    return nlp.get_pipe("wnut_ner")
+    return nlp.get_pipe(name)
 
 
-def to_hf_model(nlp: Language, name: str = "wnut_ner"):
-    """The component as a `transformers` token-classification model (a copy of its weights)."""
+def to_hf_model(nlp: Language, name: Optional[str] = None):
+    """The component as a `transformers` token-classification model (a copy of its weights).
+
+    name (Optional[str]): the component; None finds the pipeline's one `wnut_ner` component.
+    """
     from transformers import AutoModelForTokenClassification
 
-    pipe = nlp.get_pipe(name)
+    name, pipe = find_wnut_pipe(nlp, name)
     if has_spacy_features(pipe.model):
-        raise ValueError(
+        raise ConfigError(
             f"[{name}] uses spaCy token features (`model.casing_features` or `model.token_features`), "
             "which a HF token-classification checkpoint cannot hold; train with them off to export"
         )
@@ -117,16 +195,29 @@ def to_hf_model(nlp: Language, name: str = "wnut_ner"):
     return hf_model.eval()
 
 
-def export_hf(nlp: Union[Language, str, Path], output: Union[str, Path], name: str = "wnut_ner") -> Path:
-    """Write the component as a HF checkpoint directory (safetensors weights + tokenizer)."""
+def export_hf(
+    nlp: Union[Language, str, Path],
+    output: Union[str, Path],
+    name: Optional[str] = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write the component as a HF checkpoint directory (safetensors weights + tokenizer).
+
+    name (Optional[str]): the component; None finds the pipeline's one `wnut_ner` component.
+    overwrite (bool): replace an existing output directory.
+    """
     require("export-hf", TRAIN_PACKAGES, "train")
-    check_output(output, [] if isinstance(nlp, Language) else [nlp])
+    from ..pipeline.component import load_pipeline
+
+    check_output(output, [] if isinstance(nlp, Language) else [nlp], overwrite=overwrite, kind=DIRECTORY)
     if not isinstance(nlp, Language):
-        nlp = spacy.load(nlp)
+        nlp = load_pipeline(nlp)
+    name, pipe = find_wnut_pipe(nlp, name)
     hf_model = to_hf_model(nlp, name)
     with atomic_path(output) as tmp:
         hf_model.save_pretrained(tmp, safe_serialization=True)
-        nlp.get_pipe(name).model.get_ref("transformer").tokenizer.save_pretrained(tmp)
+        pipe.model.get_ref("transformer").tokenizer.save_pretrained(tmp)
     return Path(output)
 
 

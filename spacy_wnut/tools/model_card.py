@@ -13,7 +13,8 @@ import srsly
 from spacy.language import Language
 
 from .. import __version__
-from ..data.outputs import atomic_path, check_output
+from ..data.outputs import FILE, atomic_path, check_output
+from ..errors import InputError
 from ..pipeline.component import SubwordNER, find_wnut_pipe, load_pipeline
 from .runtime_export import RUNTIME_META_KEY
 
@@ -33,14 +34,16 @@ def package_meta(
     name: str = "wnut_ner",
     version: str = "0.1.0",
     backbone: Optional[str] = None,
+    component: Optional[str] = None,
 ) -> Dict[str, Any]:
     """The pipeline's meta, extended for packaging: name, version, scores, sources, licence, requirements.
 
     scores: the JSON `spacy wnut evaluate --output` writes for the test set.
+    component (Optional[str]): the `wnut_ner` component; None finds the pipeline's one.
     """
     nlp = load_pipeline(model)
     meta = dict(nlp.meta)
-    _, component = find_wnut_pipe(nlp)
+    _, component = find_wnut_pipe(nlp, component)
     backbone = backbone or backbone_name(nlp, component)
     seq = scores["seqeval"]
     per_type = {label: {"p": row["p"], "r": row["r"], "f": row["f"]} for label, row in sorted(seq["per_type"].items())}
@@ -97,13 +100,24 @@ def _requirements(meta: Dict[str, Any]) -> list:
 
 
 def write_package_meta(
-    model: Union[str, Path], scores_path: Union[str, Path], output: Union[str, Path], **kwargs: Any
+    model: Union[str, Path],
+    scores_path: Union[str, Path],
+    output: Union[str, Path],
+    *,
+    overwrite: bool = False,
+    **kwargs: Any,
 ) -> Path:
-    """Write `package_meta` to `output` (atomically), for `spacy package --meta-path`."""
-    check_output(output, [model, scores_path])
-    scores = srsly.read_json(scores_path)
-    if "seqeval" not in scores:
-        raise ValueError(f"{scores_path}: not the JSON of `spacy wnut evaluate --output` (no 'seqeval' scores)")
+    """Write `package_meta` to `output` (atomically), for `spacy package --meta-path`.
+
+    overwrite (bool): replace an existing output file.
+    """
+    check_output(output, [model, scores_path], overwrite=overwrite, kind=FILE)
+    try:
+        scores = srsly.read_json(scores_path)
+    except (OSError, ValueError) as err:
+        raise InputError(str(scores_path), f"not a readable JSON file ({type(err).__name__}: {err})") from None
+    if not isinstance(scores, dict) or "seqeval" not in scores:
+        raise InputError(str(scores_path), "not the JSON of `spacy wnut evaluate --output` (no 'seqeval' scores)")
     with atomic_path(output) as tmp:
         srsly.write_json(tmp, package_meta(model, scores, **kwargs))
     return Path(output)

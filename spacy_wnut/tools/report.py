@@ -162,24 +162,6 @@ def render_html(report: Report, title: str = "spacy-wnut evaluation") -> str:
     )
 
 
-def summary_text(report: Report) -> str:
-    """A plain-text summary for the console."""
-    q, s = report.seqeval, report.spacy_scores
-    lines = [
-        f"{report.n_docs} docs",
-        f"{'scorer':<14}{'P':>8}{'R':>8}{'F1':>8}",
-        f"{'spaCy scorer':<14}{s['ents_p']:>8.4f}{s['ents_r']:>8.4f}{s['ents_f']:>8.4f}",
-        f"{'seqeval':<14}{q['p']:>8.4f}{q['r']:>8.4f}{q['f']:>8.4f}",
-        f"{'type':<14}{'P':>8}{'R':>8}{'F1':>8}{'support':>9}",
-    ]
-    for label in sorted(q["per_type"]):
-        row = q["per_type"][label]
-        lines.append(f"{label:<14}{row['p']:>8.4f}{row['r']:>8.4f}{row['f']:>8.4f}{row['support']:>9}")
-    if report.worst:
-        lines.append(f"worst sentence: {report.worst[0][0]} entity error(s): {report.worst[0][1].reference.text[:80]}")
-    return "\n".join(lines)
-
-
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
@@ -214,23 +196,27 @@ def write_report(
     *,
     n_worst: int = 20,
     batch_size: int = 64,
-) -> str:
-    """Score `model` on `data`, write the HTML report to `output` (atomically); returns the console summary.
+    overwrite: bool = False,
+) -> Report:
+    """Score `model` on `data` and write the HTML report to `output` (atomically); returns the report.
 
     The output path and the data are checked before the pipeline runs.
+    overwrite (bool): replace an existing output file.
     """
     require("report", ["matplotlib"], "report")
-    from ..data.outputs import atomic_path, check_output
+    from ..data.outputs import FILE, atomic_path, check_output
+    from ..errors import ConfigError
     from ..pipeline.component import load_pipeline
-    from .scoring import check_corpus, predict_examples, read_examples
+    from .scoring import check_corpus, predict_examples, read_examples, warn_unknown_gold_labels
 
     if n_worst < 0:
-        raise ValueError(f"--worst must be 0 or more, got {n_worst}")
-    check_output(output, [data])
+        raise ConfigError(f"--worst must be 0 or more, got {n_worst}")
+    check_output(output, [data], overwrite=overwrite, kind=FILE)
     check_corpus(data)
     nlp = load_pipeline(model)
-    examples = predict_examples(nlp, read_examples(nlp, data), batch_size=batch_size)
-    report = build_report(examples, n_worst=n_worst)
+    examples = read_examples(nlp, data)
+    warn_unknown_gold_labels(nlp, examples, data)
+    report = build_report(predict_examples(nlp, examples, batch_size=batch_size), n_worst=n_worst)
     with atomic_path(output) as tmp:
         tmp.write_text(render_html(report, title=f"{model} on {data}"), encoding="utf-8")
-    return summary_text(report)
+    return report

@@ -10,9 +10,10 @@ and reported; spaCy's scorer counts such a prediction as a false positive.
 """
 
 import importlib.util
+import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from spacy.language import Language
 from spacy.scorer import get_ner_prf
@@ -20,7 +21,11 @@ from spacy.training import Corpus, Example
 from tqdm import tqdm
 
 from ..data.convert import doc_to_iob, docbin_files
-from ..errors import InputError
+from ..errors import ConfigError, InputError
+
+
+class UnknownLabelsWarning(UserWarning):
+    """Gold entities of types the pipeline cannot predict: each one counts as a miss."""
 
 
 def aligned_iob(example: Example) -> Tuple[List[str], Counter]:
@@ -122,6 +127,39 @@ def read_examples(
     return examples
 
 
+def predicted_labels(nlp: Language) -> Optional[set]:
+    """The entity labels the pipeline's entity components can predict (None if it cannot tell)."""
+    labels: set = set()
+    found = False
+    for name, pipe in nlp.pipeline:
+        if "doc.ents" in nlp.get_pipe_meta(name).assigns and hasattr(pipe, "labels"):
+            labels.update(pipe.labels)
+            found = True
+    return labels if found else None
+
+
+def unknown_gold_labels(nlp: Language, examples: Iterable[Example]) -> List[str]:
+    """Gold entity labels that no entity component of the pipeline predicts."""
+    labels = predicted_labels(nlp)
+    if labels is None:
+        return []
+    gold = {ent.label_ for eg in examples for ent in eg.reference.ents}
+    return sorted(gold - labels)
+
+
+def warn_unknown_gold_labels(nlp: Language, examples: Iterable[Example], where: Union[str, Path]) -> List[str]:
+    """Warn about (and return) gold labels the pipeline cannot predict: they count as misses."""
+    unknown = unknown_gold_labels(nlp, examples)
+    if unknown:
+        warnings.warn(
+            f"{where}: gold entity labels the pipeline does not predict: {', '.join(unknown)} (every one is a "
+            f"miss; it predicts {', '.join(sorted(predicted_labels(nlp) or ()))})",
+            UnknownLabelsWarning,
+            stacklevel=2,
+        )
+    return unknown
+
+
 def check_corpus(path: Union[str, Path], *, gold_preproc: bool = True) -> int:
     """Read a gold corpus before any pipeline is loaded, raising `read_examples`' errors; returns its size."""
     import spacy
@@ -134,7 +172,7 @@ def predict_examples(
 ) -> List[Example]:
     """Run `nlp` over the examples' predicted docs and pair its output with the gold docs."""
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     docs = nlp.pipe((eg.predicted for eg in examples), batch_size=batch_size)
     bar = tqdm(docs, total=len(examples), unit="doc", desc="predict", disable=not progress)
     return [Example(doc, eg.reference) for doc, eg in zip(bar, examples)]
@@ -148,10 +186,13 @@ def evaluate(
     batch_size: int = 64,
     progress: bool = False,
 ) -> Dict[str, Any]:
-    """Run `nlp` on a DocBin corpus; return spaCy's and seqeval's entity scores side by side."""
-    scored = predict_examples(
-        nlp, read_examples(nlp, data_path, gold_preproc=gold_preproc), batch_size=batch_size, progress=progress
-    )
+    """Run `nlp` on a DocBin corpus; return spaCy's and seqeval's entity scores side by side.
+
+    Gold labels the pipeline cannot predict are warned about and listed (`gold_labels_unknown_to_model`).
+    """
+    examples = read_examples(nlp, data_path, gold_preproc=gold_preproc)
+    unknown = warn_unknown_gold_labels(nlp, examples, data_path)
+    scored = predict_examples(nlp, examples, batch_size=batch_size, progress=progress)
     spacy_scores = get_ner_prf(scored)
     # seqeval comes with `[train]`; a run-time install scores with spaCy's scorer alone.
     seqeval = seqeval_scores(scored) if importlib.util.find_spec("seqeval") else {"unscorable": None}
@@ -165,6 +206,7 @@ def evaluate(
         "seqeval": seqeval,
         "docs": len(scored),
         "unscorable_predicted_entities": seqeval.pop("unscorable"),
+        "gold_labels_unknown_to_model": unknown,
     }
 
 
@@ -176,20 +218,22 @@ def run_evaluation(
     batch_size: int = 64,
     gold_preproc: bool = True,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> Dict[str, Any]:
     """`evaluate` with timing and alignment counts; the JSON (if `output`) is written atomically.
 
     The output path and the data are checked before the pipeline runs.
+    overwrite (bool): replace an existing output file.
     """
     import time
 
     import srsly
 
-    from ..data.outputs import atomic_path, check_output
+    from ..data.outputs import FILE, atomic_path, check_output
     from ..pipeline.component import load_pipeline
 
     if output is not None:
-        check_output(output, [data])
+        check_output(output, [data], overwrite=overwrite, kind=FILE)
     check_corpus(data, gold_preproc=gold_preproc)
     nlp = load_pipeline(model)
     start = time.perf_counter()
@@ -202,34 +246,3 @@ def run_evaluation(
         with atomic_path(output) as tmp:
             srsly.write_json(tmp, result)
     return result
-
-
-def print_scores(result: Dict[str, Any], output: Union[str, Path, None] = None) -> None:
-    """Both scorers' P/R/F1, seqeval's per type, and what could not be scored."""
-    from wasabi import msg
-
-    spacy_scores, seq = result["spacy"], result["seqeval"]
-    rows = [("spaCy scorer", spacy_scores["ents_p"], spacy_scores["ents_r"], spacy_scores["ents_f"])]
-    per_type_of, per_type_scores = "seqeval", seq.get("per_type")
-    if "f" not in seq:
-        print("seqeval is not installed (pip install 'spacy-wnut[train]'): spaCy's scorer only")
-        per_type_of, per_type_scores = "spaCy", spacy_scores["ents_per_type"]
-    else:
-        rows.append(("seqeval", seq["p"], seq["r"], seq["f"]))
-    msg.table(
-        [(n, f"{p:.4f}", f"{r:.4f}", f"{f:.4f}") for n, p, r, f in rows],
-        header=("scorer", "P", "R", "F1"),
-        divider=True,
-    )
-    per_type = [
-        (label, f"{s['p']:.4f}", f"{s['r']:.4f}", f"{s['f']:.4f}", s.get("support", ""))
-        for label, s in sorted(per_type_scores.items())
-    ]
-    msg.table(per_type, header=(f"type ({per_type_of})", "P", "R", "F1", "support"), divider=True)
-    print(
-        f"{result['docs']} docs in {result['seconds']:.1f}s; "
-        f"unscorable predicted entities: {result['unscorable_predicted_entities']}; "
-        f"alignment: {result['alignment_stats']}"
-    )
-    if output is not None:
-        print(f"wrote {output}")

@@ -7,6 +7,10 @@ that the run checks between records, and terminates the worker processes at
 once, so the main process wakes from any wait; the run then writes what it
 has and exits. Workers forked meanwhile ignore SIGINT (the main process
 stops them) and die with their parent.
+
+The queues that feed the workers are released too: a queue's feeder thread
+may be blocked writing a batch larger than the pipe holds to a worker that is
+gone, and multiprocessing would join that thread at exit for ever.
 """
 
 import ctypes
@@ -53,6 +57,24 @@ def terminate_workers(grace: float = 3.0) -> None:
             child.join(1.0)
 
 
+def release_queue_feeders() -> int:
+    """Let the process exit without joining the feeder threads of its multiprocessing queues.
+
+    Called once the workers are stopped: a feeder blocked on a full pipe that
+    no process reads any more would otherwise keep the process from exiting
+    (multiprocessing joins it at exit). What it had not sent is not needed.
+    The queues are found through the garbage collector: `nlp.pipe` keeps
+    them to itself. RETURNS (int): the number of queues released.
+    """
+    import gc
+    from multiprocessing.queues import Queue
+
+    queues = [obj for obj in gc.get_objects() if isinstance(obj, Queue)]
+    for queue in queues:
+        queue.cancel_join_thread()
+    return len(queues)
+
+
 def _in_forked_worker() -> None:
     if not _ACTIVE:
         return
@@ -84,6 +106,7 @@ def stop_on_signals() -> Iterator[StopRequest]:
             signal.signal(sig, handler)
         stop.signal = signum
         terminate_workers()
+        release_queue_feeders()
 
     try:
         for sig in _SIGNALS:

@@ -10,6 +10,8 @@ from spacy.tokens import DocBin
 from spacy.util import registry
 from spacy.vocab import Vocab
 
+from ..errors import ConfigError, InputError
+
 STEP_META_KEY = "spacy_wnut_training"
 
 
@@ -20,7 +22,7 @@ def steps_per_epoch(corpus: Union[str, Path], batcher: Callable[[Iterable[Any]],
     vocab = Vocab()
     docs = [doc for file in files for doc in DocBin().from_disk(file).get_docs(vocab)]
     if not docs:
-        raise ValueError(f"{corpus}: no documents to size the learning-rate schedule by")
+        raise InputError(str(corpus), "no documents to size the learning-rate schedule by")
     return sum(1 for _ in batcher(docs))
 
 
@@ -34,7 +36,7 @@ def total_training_steps(
     if max_epochs > 0 and per_epoch is not None:
         limits.append(max_epochs * max(1, per_epoch() // max(1, accumulate_gradient)))
     if not limits:
-        raise ValueError(
+        raise ConfigError(
             "the learning-rate schedule needs `total_steps`, or `training.max_steps`, or "
             "`training.max_epochs` with a training corpus to count batches in"
         )

@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from spacy.util import registry
 
-from ..errors import TRAIN_PACKAGES, require
+from ..errors import TRAIN_PACKAGES, ConfigError, InputError, require
 from .schedules import STEP_META_KEY, steps_per_epoch, total_training_steps
 
 
@@ -15,12 +15,13 @@ def selected_step(pipeline: Union[str, Path]) -> int:
 
     meta_path = Path(pipeline) / "meta.json"
     if not meta_path.is_file():
-        raise ValueError(f"{meta_path}: missing; {pipeline} is not a saved pipeline")
+        raise InputError(str(meta_path), f"missing; {pipeline} is not a saved pipeline")
     step = srsly.read_json(meta_path).get(STEP_META_KEY, {}).get("step")
     if not step:
-        raise ValueError(
-            f"{meta_path}: no training step recorded; train with "
-            '`[training] before_update = {"@callbacks":"spacy_wnut.record_training_step.v1"}`'
+        raise InputError(
+            str(meta_path),
+            "no training step recorded; train with "
+            '`[training] before_update = {"@callbacks":"spacy_wnut.record_training_step.v1"}`',
         )
     return int(step)
 
@@ -33,6 +34,8 @@ def train_final(
     dev: Union[str, Path],
     overrides: Optional[Dict[str, Any]] = None,
     gpu_id: int = -1,
+    component: Optional[str] = None,
+    overwrite: bool = False,
 ) -> Dict[str, Any]:
     """Retrain `config_path` on all of `train` (e.g. train and dev) for the step count at which
     `selected` was chosen, on the selection run's learning-rate schedule, and save it with
@@ -43,6 +46,9 @@ def train_final(
     final model sees the same learning rate at each step; it stops at the
     selected step, and its last state is saved (no model is chosen on `dev`,
     which it was trained on).
+
+    component (Optional[str]): the `wnut_ner` component; None finds the pipeline's one.
+    overwrite (bool): replace an existing output directory.
     """
     require("train-final", TRAIN_PACKAGES, "train")
     import tempfile
@@ -50,13 +56,14 @@ def train_final(
     from spacy.cli.train import train as spacy_train
     from spacy.util import load_config
 
-    from ..data.outputs import atomic_path, check_output
-    from ..pipeline.component import load_pipeline
+    from ..data.outputs import DIRECTORY, atomic_path, check_output
+    from ..pipeline.component import find_wnut_pipe, load_pipeline
 
     overrides = dict(overrides or {})
-    check_output(output, [selected, *train, dev])
+    check_output(output, [selected, *train, dev], overwrite=overwrite, kind=DIRECTORY)
     step = selected_step(selected)
-    bias = load_pipeline(selected).get_pipe("wnut_ner").entity_bias
+    component, pipe = find_wnut_pipe(load_pipeline(selected), component)
+    bias = pipe.entity_bias
     config = load_config(config_path, overrides=overrides, interpolate=True)
     total = _schedule_end(config)
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,9 +82,7 @@ def train_final(
             "training.optimizer.learn_rate.total_steps": total,
         }
         spacy_train(config_path, Path(tmp) / "out", use_gpu=gpu_id, overrides=final_overrides)
-        nlp = load_pipeline(
-            Path(tmp) / "out" / "model-last", config={"components": {"wnut_ner": {"entity_bias": bias}}}
-        )
+        nlp = load_pipeline(Path(tmp) / "out" / "model-last", config={"components": {component: {"entity_bias": bias}}})
         nlp.meta[STEP_META_KEY] = {
             "step": step,
             "epoch": None,
@@ -105,7 +110,7 @@ def _schedule_end(config) -> int:
     batcher = registry.resolve({"b": config["training"]["batcher"]})["b"]
     corpus = config["paths"]["train"]
     if not corpus:
-        raise ValueError("the config has no `paths.train` to derive the selection run's schedule from")
+        raise ConfigError("the config has no `paths.train` to derive the selection run's schedule from")
     return total_training_steps(
         training["max_epochs"],
         training["max_steps"],

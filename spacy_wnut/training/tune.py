@@ -17,10 +17,11 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import minibatch
 
+from ..errors import ConfigError
 from ..ml.encoding import doc_lengths
-from ..pipeline.component import SubwordNER
+from ..pipeline.component import find_wnut_pipe
 from ..pipeline.decode import TaggedBatch, TokenProbs, decode_entities
-from ..tools.scoring import read_examples
+from ..tools.scoring import read_examples, warn_unknown_gold_labels
 
 DEFAULT_GRID: Tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 
@@ -48,10 +49,10 @@ def check_grid(grid: Iterable[float]) -> Tuple[float, ...]:
     """The grid as floats, refusing an empty grid or a value that is not a finite number."""
     values = tuple(float(value) for value in grid)
     if not values:
-        raise ValueError("no bias values to try: the grid is empty")
+        raise ConfigError("no bias values to try: the grid is empty")
     bad = [value for value in values if not math.isfinite(value)]
     if bad:
-        raise ValueError(f"bias values must be finite numbers, got {bad}")
+        raise ConfigError(f"bias values must be finite numbers, got {bad}")
     return values
 
 
@@ -60,16 +61,17 @@ def score_biases(
     examples: Sequence[Example],
     grid: Iterable[float] = DEFAULT_GRID,
     *,
-    name: str = "wnut_ner",
+    name: Optional[str] = None,
     batch_size: int = 64,
 ) -> List[BiasScore]:
-    """spaCy's entity P/R/F on `examples` for each bias in `grid` (one encoder pass in all)."""
+    """spaCy's entity P/R/F on `examples` for each bias in `grid` (one encoder pass in all).
+
+    name (Optional[str]): the component; None finds the pipeline's one `wnut_ner` component.
+    """
     grid = check_grid(grid)
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    pipe = nlp.get_pipe(name)
-    if not isinstance(pipe, SubwordNER):
-        raise ValueError(f"component {name!r} is a {type(pipe).__name__}, not a wnut_ner component")
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    name, pipe = find_wnut_pipe(nlp, name)
     docs = _docs_before(nlp, name, [eg.predicted for eg in examples])
     cached: List[Tuple[List[Doc], TokenProbs]] = [
         (list(batch), pipe.token_probs(pipe.subword_scores(list(batch))))
@@ -93,7 +95,7 @@ def score_biases(
 def best_bias(scores: Sequence[BiasScore]) -> BiasScore:
     """Highest F; among equals the bias closest to 0."""
     if not scores:
-        raise ValueError("no bias values were scored: the grid is empty")
+        raise ConfigError("no bias values were scored: the grid is empty")
     return max(scores, key=lambda s: (s.f, -abs(s.bias)))
 
 
@@ -102,12 +104,13 @@ def tune_entity_bias(
     dev_path: Union[str, Path],
     grid: Iterable[float] = DEFAULT_GRID,
     *,
-    name: str = "wnut_ner",
+    name: Optional[str] = None,
     gold_preproc: bool = True,
     batch_size: int = 64,
 ) -> Tuple[BiasScore, List[BiasScore]]:
     """Score every bias of `grid` on the DocBin(s) at `dev_path`; return the best and all scores."""
     examples = read_examples(nlp, dev_path, gold_preproc=gold_preproc)
+    warn_unknown_gold_labels(nlp, examples, dev_path)
     scores = score_biases(nlp, examples, grid, name=name, batch_size=batch_size)
     return best_bias(scores), scores
 
@@ -117,11 +120,11 @@ def parse_grid(text: str) -> Tuple[float, ...]:
     try:
         values = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ValueError(f"--grid: {text!r} is not a comma-separated list of numbers") from None
+        raise ConfigError(f"--grid: {text!r} is not a comma-separated list of numbers") from None
     try:
         return check_grid(values)
-    except ValueError as err:
-        raise ValueError(f"--grid: {err}") from None
+    except ConfigError as err:
+        raise ConfigError(f"--grid: {err}") from None
 
 
 def tune_and_save(
@@ -130,18 +133,24 @@ def tune_and_save(
     output: Union[str, Path],
     *,
     grid: Optional[Iterable[float]] = None,
-    name: str = "wnut_ner",
+    name: Optional[str] = None,
     gold_preproc: bool = True,
     batch_size: int = 64,
+    overwrite: bool = False,
 ) -> Tuple[BiasScore, List[BiasScore]]:
-    """Tune `entity_bias` on `dev` and save the pipeline with the best value to `output` (atomically)."""
-    from ..data.outputs import atomic_path, check_output
+    """Tune `entity_bias` on `dev` and save the pipeline with the best value to `output` (atomically).
+
+    name (Optional[str]): the component; None finds the pipeline's one `wnut_ner` component.
+    overwrite (bool): replace an existing output directory.
+    """
+    from ..data.outputs import DIRECTORY, atomic_path, check_output
     from ..pipeline.component import load_pipeline
     from ..tools.scoring import check_corpus
 
-    check_output(output, [model, dev])
+    check_output(output, [model, dev], overwrite=overwrite, kind=DIRECTORY)
     check_corpus(dev, gold_preproc=gold_preproc)
     nlp = load_pipeline(model)
+    name, _ = find_wnut_pipe(nlp, name)
     best, scores = tune_entity_bias(
         nlp,
         dev,
@@ -154,18 +163,3 @@ def tune_and_save(
     with atomic_path(output) as tmp:
         tuned.to_disk(tmp)
     return best, scores
-
-
-def print_bias_scores(best: BiasScore, scores: List[BiasScore], output: Union[str, Path]) -> None:
-    """The grid's scores, the chosen value marked, and what it gained."""
-    from wasabi import msg
-
-    msg.table(
-        [(f"{s.bias:g}", f"{s.p:.4f}", f"{s.r:.4f}", f"{s.f:.4f}", "<- best" if s == best else "") for s in scores],
-        header=("entity_bias", "P", "R", "F1", ""),
-        divider=True,
-    )
-    print(
-        f"wrote {output} with entity_bias = {best.bias:g} (dev F1 {best.f:.4f}, "
-        f"{best.f - scores[0].f:+.4f} over entity_bias = {scores[0].bias:g})"
-    )
