@@ -28,7 +28,6 @@ from ..annotate import (
     load_for_annotation,
     read_items,
 )
-from ..annotate import print_summary as print_read_summary
 from . import label_studio
 from .importer import FORMATS, check_format
 from .predict import Prediction, predict_records
@@ -99,7 +98,7 @@ def export_tasks(
     summary = ExportSummary(format=format, selection=select)
     fatal: list = []
     items = read_items(input_path, in_fmt, nlp, summary, keep_entities=False)
-    stream = _records_to_tag(items, summary, skip_bad_lines, None, fatal)
+    stream = _records_to_tag(items, summary, skip_bad_lines, fatal)
     selector: Selector[Prediction] = Selector(select, limit, seed)
     predictions = predict_records(nlp, stream, batch_size=batch_size)
     for prediction in tqdm(predictions, unit="doc", desc="export-tasks", disable=not progress, smoothing=0.1):
@@ -130,8 +129,10 @@ def export_tasks(
 
 def print_summary(summary: ExportSummary) -> None:
     """What was read (as `annotate` says it), how uncertain it was, what was selected and written."""
+    from ...cli import print_annotation  # what was read, as `annotate` prints it
+
     outputs, summary.outputs = summary.outputs, []
-    print_read_summary(summary)
+    print_annotation(summary)
     summary.outputs = outputs
     if summary.docs_out:
         print(f"uncertainty (1 - lowest token margin): mean {summary.uncertainty_sum / summary.docs_out:.3f} over all")
