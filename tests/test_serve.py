@@ -130,7 +130,7 @@ def error_of(response):
 @pytest.fixture(scope="module")
 def hooks_model(model_dir, tmp_path_factory) -> Path:
     """`model_dir` with the test component `serve_test_hooks` after its `wnut_ner` (a no-op but for markers)."""
-    import serve_hooks  # noqa: F401  (registers the factory in this process too)
+    from . import serve_hooks  # noqa: F401  (registers the factory in this process too)
 
     nlp = spacy.load(model_dir)
     nlp.add_pipe("serve_test_hooks")
