@@ -185,6 +185,48 @@ def print_annotation(summary, out: TextIO = None) -> None:
         print(f"wrote {output}", file=out)
 
 
+def print_task_export(summary) -> None:
+    """What was read (as `annotate` says it), how uncertain it was, what was selected and written."""
+    outputs, summary.outputs = summary.outputs, []
+    print_annotation(summary)
+    summary.outputs = outputs
+    if summary.docs_out:
+        print(f"uncertainty (1 - lowest token margin): mean {summary.uncertainty_sum / summary.docs_out:.3f} over all")
+    if summary.selected_uncertainties:
+        values = summary.selected_uncertainties
+        print(
+            f"selected {summary.selected} of {summary.docs_out} ({summary.selection}): uncertainty "
+            f"{min(values):.3f} to {max(values):.3f}, mean {sum(values) / len(values):.3f}"
+        )
+    for output in summary.outputs:
+        print(f"wrote {output}")
+
+
+def print_task_import(summary, listed: int = 5) -> None:
+    """What was read and written; every skip and repair, counted, its first places listed."""
+    from wasabi import msg
+
+    report = summary.report
+    print(
+        f"✔ {summary.source} ({summary.format}) -> {summary.output}: {summary.tasks} tasks, {summary.docs} docs, "
+        f"{summary.tokens} tokens, {sum(summary.entities.values())} entities"
+    )
+    if summary.entities:
+        msg.table(sorted(summary.entities.items()), header=("entity type", "count"), divider=True)
+    for title, counts, places in (
+        ("skipped", report.skipped, report.skipped_where),
+        ("repaired or chosen by rule", report.repairs, report.repair_where),
+    ):
+        for kind, count in counts.items():
+            print(f"{title}: {count} × {kind}")
+            for place in places[kind][:listed]:
+                print(f"  {place}")
+            if count > min(listed, len(places[kind])):
+                print(f"  ... and {count - min(listed, len(places[kind]))} more")
+    if not report.repairs:
+        msg.info("no repairs")
+
+
 def print_ray_summary(summary) -> None:
     """Files and records in/out/errors (and the check that they add up), entities, timings."""
     from .tools.distributed import ERRORS_DIR
@@ -633,9 +675,9 @@ def export_tasks_cmd(
     no_progress: bool = Opt(False, "--no-progress"),
 ) -> None:
     """Predictions as pre-annotated tasks for Label Studio, doccano or Prodigy, with scores and uncertainty."""
-    from .tools.annotation.export import export_tasks, print_summary
+    from .tools.annotation.export import export_tasks
 
-    print_summary(
+    print_task_export(
         export_tasks(
             model,
             input,
@@ -668,9 +710,9 @@ def import_tasks_cmd(
     overwrite: bool = Opt(False, "--overwrite", help="replace an existing output"),
 ) -> None:
     """Corrected annotations from Label Studio, doccano or Prodigy as a DocBin, every repair counted."""
-    from .tools.annotation.importer import import_tasks, print_summary
+    from .tools.annotation.importer import import_tasks
 
-    print_summary(
+    print_task_import(
         import_tasks(
             export,
             output,

@@ -125,22 +125,3 @@ def export_tasks(
             tmp.write_text(label_studio.labeling_config(pipe.labels), encoding="utf-8")
         summary.outputs.append(str(config))
     return summary
-
-
-def print_summary(summary: ExportSummary) -> None:
-    """What was read (as `annotate` says it), how uncertain it was, what was selected and written."""
-    from ...cli import print_annotation  # what was read, as `annotate` prints it
-
-    outputs, summary.outputs = summary.outputs, []
-    print_annotation(summary)
-    summary.outputs = outputs
-    if summary.docs_out:
-        print(f"uncertainty (1 - lowest token margin): mean {summary.uncertainty_sum / summary.docs_out:.3f} over all")
-    if summary.selected_uncertainties:
-        values = summary.selected_uncertainties
-        print(
-            f"selected {summary.selected} of {summary.docs_out} ({summary.selection}): uncertainty "
-            f"{min(values):.3f} to {max(values):.3f}, mean {sum(values) / len(values):.3f}"
-        )
-    for output in summary.outputs:
-        print(f"wrote {output}")

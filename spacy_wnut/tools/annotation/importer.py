@@ -29,7 +29,6 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin, Span
 from spacy.util import filter_spans
-from wasabi import msg
 
 from ...data.outputs import atomic_path, check_output
 from ...data.records import check_unicode
@@ -232,26 +231,3 @@ def _doc_of_tokens(nlp: Language, task: ReadTask) -> Doc:
     if doc.text != text:  # a bug, not bad input: every character was placed above
         raise AssertionError(f"{task.where}: the doc of the tokens reads {doc.text!r}, not {text!r}")
     return doc
-
-
-def print_summary(summary: ImportSummary, listed: int = 5) -> None:
-    """What was read and written; every skip and repair, counted, its first places listed."""
-    report = summary.report
-    print(
-        f"✔ {summary.source} ({summary.format}) -> {summary.output}: {summary.tasks} tasks, {summary.docs} docs, "
-        f"{summary.tokens} tokens, {sum(summary.entities.values())} entities"
-    )
-    if summary.entities:
-        msg.table(sorted(summary.entities.items()), header=("entity type", "count"), divider=True)
-    for title, counts, places in (
-        ("skipped", report.skipped, report.skipped_where),
-        ("repaired or chosen by rule", report.repairs, report.repair_where),
-    ):
-        for kind, count in counts.items():
-            print(f"{title}: {count} × {kind}")
-            for place in places[kind][:listed]:
-                print(f"  {place}")
-            if count > min(listed, len(places[kind])):
-                print(f"  ... and {count - min(listed, len(places[kind]))} more")
-    if not report.repairs:
-        msg.info("no repairs")
