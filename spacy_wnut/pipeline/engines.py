@@ -41,7 +41,6 @@ from ..ml.onnx_tagger import OnnxSession, is_runtime_model
 
 ENGINES = ("torch", "torch-int8", "onnx", "onnx-int8")
 ONNX_ENGINES = ("onnx", "onnx-int8")
-TORCH_ENGINES = ("torch", "torch-int8")
 # What running each engine needs (import names, extra); building an ONNX graph needs EXPORT_NEEDS too.
 _NEEDS = {
     "torch": (["torch"], "train"),
