@@ -130,3 +130,19 @@ def test_benchmark_of_a_trained_pipeline_measures_it_beside_the_raw_encoder(trai
     assert results["spacy-wnut"]["train_seconds"] is None
     assert results["spacy-wnut"]["pipeline"] == str((tmp_path / "pipeline").resolve())
     assert all(results[name]["words_per_second"]["1"] > 0 for name in results)
+
+
+def test_chunking_benchmark_compares_each_setting_with_one_call(trained_nlp, tmp_path):
+    docs = [eg.reference for eg in train_examples(spacy.blank("en"))]
+    DocBin(docs=docs).to_disk(tmp_path / "test.spacy")
+    trained_nlp.to_disk(tmp_path / "pipeline")
+    script = Path(__file__).parents[1] / "bench" / "chunking.py"
+    command = [sys.executable, str(script), str(tmp_path / "pipeline"), str(tmp_path / "test.spacy")]
+    command += [str(tmp_path / "out" / "chunking"), "--engines", "torch", "--budgets", "0,16", "--quick"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    rows = json.loads((tmp_path / "out" / "chunking.json").read_text())["rows"]
+    assert [row["batch_subwords"] for row in rows] == ["null", "16"]
+    assert all(row["same_entities_as_null"] for row in rows)
+    assert rows[0]["ratio_to_null"] == {"pipe": 1.0, "requests": 1.0}
+    assert "| torch | 16 |" in (tmp_path / "out" / "chunking.md").read_text()

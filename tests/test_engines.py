@@ -123,6 +123,7 @@ def test_building_an_onnx_graph_without_its_exporter_names_the_train_extra(train
         ({"engine": "tensorrt"}, "engine must be one of"),
         ({"engine": "onnx", "store_trf_data": True}, "store_trf_data needs engine 'torch'"),
         ({"n_threads": 0}, "n_threads must be a positive number"),
+        ({"batch_subwords": 0}, "batch_subwords must be a positive number"),
     ],
 )
 def test_bad_engine_settings_are_rejected(tiny_transformer, config, message):

@@ -24,6 +24,7 @@ from thinc.api import Linear, Model, deserialize_attr, serialize_attr
 from thinc.types import Floats2d
 
 from ..errors import ConfigError
+from .chunking import DEFAULT_BATCH_SUBWORDS, run_in_chunks
 from .encoding import EncodedBatch, encode_for
 from .features import N_CASINGS
 from .head import SubwordScores, scores_from_logits
@@ -112,6 +113,7 @@ class OnnxEncoder:
         self.settings = dict(settings or {})
         self.quantized = quantized
         self.n_threads: Optional[int] = None
+        self.batch_subwords: Optional[int] = DEFAULT_BATCH_SUBWORDS
         self._tokenizer: Optional[SubwordTokenizer] = None
         self._session: Optional[OnnxSession] = None
 
@@ -139,10 +141,10 @@ class OnnxEncoder:
             self._session = None
 
     def run(self, encoded: EncodedBatch) -> numpy.ndarray:
-        """Logits `(n_rows, n_tags)` of the encoder and the head's encoder columns."""
+        """Logits `(n_rows, n_tags)` of the encoder and the head, in chunks of `batch_subwords` (`run_in_chunks`)."""
         if self._session is None:
             self._session = OnnxSession(self.onnx_bytes, self.n_threads)
-        return self._session(encoded)
+        return run_in_chunks(self._session, encoded, self.batch_subwords)
 
     def to_bytes(self) -> bytes:
         return srsly.msgpack_dumps(

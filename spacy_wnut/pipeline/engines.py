@@ -35,6 +35,7 @@ from thinc.api import Model
 
 from ..data.outputs import atomic_path
 from ..errors import ConfigError, require
+from ..ml.chunking import run_in_chunks
 from ..ml.encoding import EncodedBatch, encode_for
 from ..ml.head import SubwordScores, head_as_torch_linear, scores_from_hidden, scores_from_logits
 from ..ml.onnx_tagger import OnnxSession, is_runtime_model
@@ -92,6 +93,11 @@ class TorchEngine:
 
     def __init__(self, model: Model) -> None:
         self.encoder = model.get_ref("transformer").transformer
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the encoder runs on a GPU (where one call over the whole batch is best)."""
+        return self.encoder.device.type != "cpu"
 
     def __call__(self, encoded: EncodedBatch) -> numpy.ndarray:
         import torch
@@ -201,12 +207,17 @@ class EngineRunner:
     a copy rebuilds its own).
     """
 
-    def __init__(self, name: str = "torch", n_threads: Optional[int] = None) -> None:
+    def __init__(
+        self, name: str = "torch", n_threads: Optional[int] = None, batch_subwords: Optional[int] = None
+    ) -> None:
         check_engine(name)
         if n_threads is not None and n_threads < 1:
             raise ConfigError(f"n_threads must be a positive number or null, got {n_threads!r}")
+        if batch_subwords is not None and (isinstance(batch_subwords, bool) or batch_subwords < 1):
+            raise ConfigError(f"batch_subwords must be a positive number or null, got {batch_subwords!r}")
         self.name = name
         self.n_threads = n_threads
+        self.batch_subwords = batch_subwords
         self._engine: Optional[Engine] = None
         self._onnx_bytes: Optional[bytes] = None
         self._pid = os.getpid()
@@ -229,7 +240,9 @@ class EngineRunner:
         if is_runtime_model(model):
             return self._runtime_scores(model, docs)
         encoded = encode_for(model, docs)
-        rows = self.engine(model)(encoded)
+        engine = self.engine(model)
+        on_cpu = not (isinstance(engine, TorchEngine) and engine.on_gpu)
+        rows = run_in_chunks(engine, encoded, self.batch_subwords if on_cpu else None)
         if self.name == "torch":
             scores, _ = scores_from_hidden(model, docs, encoded, rows)
         else:
@@ -247,6 +260,7 @@ class EngineRunner:
                 f"{encoder.engine!r}, or export another with `spacy wnut export-runtime`"
             )
         encoder.set_threads(self.n_threads)
+        encoder.batch_subwords = self.batch_subwords
         return model.predict(docs)
 
     def engine(self, model: Model) -> Engine:

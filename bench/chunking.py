@@ -1,0 +1,119 @@
+"""Engines on length-sorted chunks of `batch_subwords` padded subwords against one call per batch, side by side.
+
+    python bench/chunking.py PIPELINE TEST.spacy OUT_STEM [--engines torch,onnx] [--budgets 0,128,256,512]
+        [--threads 1] [--limit 640] [--repeats 3] [--quick]
+
+For each engine and `batch_subwords` setting (0: null, one call per batch) it loads the pipeline and
+measures median words/s (the settings interleaved in every repeat) in two cases:
+- `pipe`: `nlp.pipe(texts, batch_size=64)` over the whole set, whose buffers `wnut_ner` sorts by
+  length (annotate's case);
+- `requests`: each run of 64 texts in input order given to `nlp.pipe` alone (the server's case: a
+  batch of whatever requests arrived together, padded to its longest);
+and checks that every setting predicts the entities of the null one. Writes OUT_STEM.json and .md.
+"""
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import spacy
+import torch
+
+from measure import machine_info, read_gold
+
+BATCH = 64
+
+
+def entities(nlp, texts: List[str]) -> List[List[tuple]]:
+    return [[(e.start, e.end, e.label_) for e in doc.ents] for doc in nlp.pipe(texts, batch_size=BATCH)]
+
+
+def run_case(nlp, texts: List[str], case: str) -> None:
+    if case == "pipe":
+        for _ in nlp.pipe(texts, batch_size=BATCH):
+            pass
+    else:
+        for start in range(0, len(texts), BATCH):
+            for _ in nlp.pipe(texts[start : start + BATCH], batch_size=BATCH):
+                pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pipeline")
+    parser.add_argument("test")
+    parser.add_argument("out_stem")
+    parser.add_argument("--engines", default="torch,onnx")
+    parser.add_argument("--budgets", default="0,128,256,512")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--limit", type=int, default=640)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a few texts, one repeat: the harness only")
+    args = parser.parse_args()
+    limit, repeats = (32, 1) if args.quick else (args.limit, args.repeats)
+    torch.set_num_threads(args.threads)
+    budgets = [int(b) for b in args.budgets.split(",")]
+    systems: Dict[str, spacy.Language] = {}
+    for engine in args.engines.split(","):
+        for budget in budgets:
+            settings = {"engine": engine, "n_threads": args.threads, "batch_subwords": budget or None}
+            systems[f"{engine}/{budget or 'null'}"] = spacy.load(
+                args.pipeline, config={"components": {"wnut_ner": settings}}
+            )
+    gold = read_gold(Path(args.test), limit)
+    texts = [doc.text for doc in gold]
+    n_words = sum(len(doc) for doc in gold)
+    reference = {}
+    same: Dict[str, bool] = {}
+    for name, nlp in systems.items():
+        engine, budget = name.split("/")
+        found = entities(nlp, texts)  # also the warm-up
+        reference.setdefault(engine, found)
+        same[name] = found == reference[engine]
+    times: Dict[str, Dict[str, List[float]]] = {name: {"pipe": [], "requests": []} for name in systems}
+    for _ in range(repeats):
+        for case in ("pipe", "requests"):
+            for name, nlp in systems.items():
+                start = time.perf_counter()
+                run_case(nlp, texts, case)
+                times[name][case].append(time.perf_counter() - start)
+    rows = []
+    for name in systems:
+        engine, budget = name.split("/")
+        speed = {case: n_words / statistics.median(t) for case, t in times[name].items()}
+        base = {case: n_words / statistics.median(t) for case, t in times[f"{engine}/null"].items()}
+        rows.append(
+            {
+                "engine": engine,
+                "batch_subwords": budget,
+                "words_per_s": speed,
+                "ratio_to_null": {case: speed[case] / base[case] for case in speed},
+                "same_entities_as_null": same[name],
+            }
+        )
+    result = {"machine": machine_info(), "texts": len(texts), "words": n_words, "repeats": repeats, "rows": rows}
+    stem = Path(args.out_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    lines = [
+        f"{result['machine']['cpu']}, {args.threads} thread(s); {len(texts)} WNUT 17 test texts, {n_words} words, "
+        f"batches of {BATCH}, median of {repeats}.",
+        "",
+        "| engine | batch_subwords | pipe words/s | x null | requests words/s | x null | same entities |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        w, r = row["words_per_s"], row["ratio_to_null"]
+        lines.append(
+            f"| {row['engine']} | {row['batch_subwords']} | {w['pipe']:,.0f} | {r['pipe']:.2f} | "
+            f"{w['requests']:,.0f} | {r['requests']:.2f} | {row['same_entities_as_null']} |"
+        )
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
