@@ -9,6 +9,8 @@ measures median words/s (the settings interleaved in every repeat) in two cases:
   length (annotate's case);
 - `requests`: each run of 64 texts in input order given to `nlp.pipe` alone (the server's case: a
   batch of whatever requests arrived together, padded to its longest);
+- `single`: each text alone (`nlp(text)`, a server with batching off), once per engine, beside
+  which `requests / single` is the most that batching can give the pipeline with no HTTP at all;
 and checks that every setting predicts the entities of the null one. Writes OUT_STEM.json and .md.
 """
 
@@ -32,7 +34,10 @@ def entities(nlp, texts: List[str]) -> List[List[tuple]]:
 
 
 def run_case(nlp, texts: List[str], case: str) -> None:
-    if case == "pipe":
+    if case == "single":
+        for text in texts:
+            nlp(text)
+    elif case == "pipe":
         for _ in nlp.pipe(texts, batch_size=BATCH):
             pass
     else:
@@ -56,6 +61,8 @@ def main() -> None:
     limit, repeats = (32, 1) if args.quick else (args.limit, args.repeats)
     torch.set_num_threads(args.threads)
     budgets = [int(b) for b in args.budgets.split(",")]
+    if 0 not in budgets:  # the reference every ratio is taken against
+        budgets.insert(0, 0)
     systems: Dict[str, spacy.Language] = {}
     for engine in args.engines.split(","):
         for budget in budgets:
@@ -74,9 +81,14 @@ def main() -> None:
         reference.setdefault(engine, found)
         same[name] = found == reference[engine]
     times: Dict[str, Dict[str, List[float]]] = {name: {"pipe": [], "requests": []} for name in systems}
+    for name in systems:
+        if name.endswith("/null"):
+            times[name]["single"] = []
     for _ in range(repeats):
-        for case in ("pipe", "requests"):
+        for case in ("single", "pipe", "requests"):
             for name, nlp in systems.items():
+                if case not in times[name]:
+                    continue
                 start = time.perf_counter()
                 run_case(nlp, texts, case)
                 times[name][case].append(time.perf_counter() - start)
@@ -90,7 +102,8 @@ def main() -> None:
                 "engine": engine,
                 "batch_subwords": budget,
                 "words_per_s": speed,
-                "ratio_to_null": {case: speed[case] / base[case] for case in speed},
+                "ratio_to_null": {case: speed[case] / base[case] for case in ("pipe", "requests")},
+                "requests_over_single": speed["requests"] / base["single"],
                 "same_entities_as_null": same[name],
             }
         )
@@ -102,15 +115,20 @@ def main() -> None:
         f"{result['machine']['cpu']}, {args.threads} thread(s); {len(texts)} WNUT 17 test texts, {n_words} words, "
         f"batches of {BATCH}, median of {repeats}.",
         "",
-        "| engine | batch_subwords | pipe words/s | x null | requests words/s | x null | same entities |",
-        "|---|---|---|---|---|---|---|",
+        "| engine | batch_subwords | pipe words/s | x null | requests words/s | x null | requests / single | "
+        "same entities |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         w, r = row["words_per_s"], row["ratio_to_null"]
         lines.append(
             f"| {row['engine']} | {row['batch_subwords']} | {w['pipe']:,.0f} | {r['pipe']:.2f} | "
-            f"{w['requests']:,.0f} | {r['requests']:.2f} | {row['same_entities_as_null']} |"
+            f"{w['requests']:,.0f} | {r['requests']:.2f} | {row['requests_over_single']:.2f} | "
+            f"{row['same_entities_as_null']} |"
         )
+    for engine in dict.fromkeys(row["engine"] for row in rows):
+        single = n_words / statistics.median(times[f"{engine}/null"]["single"])
+        lines.append(f"\n{engine}, each text alone: {single:,.0f} words/s.")
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

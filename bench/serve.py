@@ -213,6 +213,25 @@ def markdown(results: Dict) -> str:
     lines = [
         f"Serving on loopback: {results['machine']['cores']} CPU cores ({results['machine']['cpu']}), "
         f"one-text requests of WNUT 17 test sentences; clients in the same machine.",
+    ]
+    if any(runs["servers"] for runs in results["engines"].values()):
+        lines += cell_tables(results)
+    memory = results.get("memory")
+    if memory:
+        first, last = memory["samples"][0], memory["samples"][-1]
+        lines += [
+            "",
+            f"Memory: {last['requests']:,} requests, RSS {first['rss_mb']:.0f} MB at start, {last['rss_mb']:.0f} MB at "
+            f"the end, {memory['growth_after_warmup_mb']:+.0f} MB after warm-up; peak {memory['peak_rss_mb']:.0f} MB.",
+        ]
+    errors = sum(c["errors"] for r in results["engines"].values() for s in r["servers"].values() for c in s["cells"])
+    lines += ["", f"Non-200 answers: {errors}."]
+    return "\n".join(lines) + "\n"
+
+
+def cell_tables(results: Dict) -> List[str]:
+    """The per-cell table and the ratios table (none in a `--requests 0` memory run)."""
+    lines = [
         "",
         "| engine | batching | clients | requests | req/s | words/s | p50 ms | p95 ms | p99 ms | server CPU ms/req "
         "| client CPU ms/req | server peak RSS MB |",
@@ -234,17 +253,7 @@ def markdown(results: Dict) -> str:
                 f"| {engine} | {runs['annotate']['words_per_second']:,.0f} | {ratio['name']} | {ratio['value']:.2f} "
                 f"| {ratio['goal']} |"
             )
-    memory = results.get("memory")
-    if memory:
-        first, last = memory["samples"][0], memory["samples"][-1]
-        lines += [
-            "",
-            f"Memory: {last['requests']:,} requests, RSS {first['rss_mb']:.0f} MB at start, {last['rss_mb']:.0f} MB at "
-            f"the end, {memory['growth_after_warmup_mb']:+.0f} MB after warm-up; peak {memory['peak_rss_mb']:.0f} MB.",
-        ]
-    errors = sum(c["errors"] for r in results["engines"].values() for s in r["servers"].values() for c in s["cells"])
-    lines += ["", f"Non-200 answers: {errors}."]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def ratios(servers: Dict, annotate_wps: float, clients: int) -> List[Dict]:

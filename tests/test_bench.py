@@ -145,4 +145,5 @@ def test_chunking_benchmark_compares_each_setting_with_one_call(trained_nlp, tmp
     assert [row["batch_subwords"] for row in rows] == ["null", "16"]
     assert all(row["same_entities_as_null"] for row in rows)
     assert rows[0]["ratio_to_null"] == {"pipe": 1.0, "requests": 1.0}
+    assert all(row["requests_over_single"] > 0 for row in rows)
     assert "| torch | 16 |" in (tmp_path / "out" / "chunking.md").read_text()
