@@ -292,6 +292,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--max-wait-ms", default="5", help="batching settings to try (comma-separated)")
     parser.add_argument("--threads", type=int, default=None, help="--threads of the server and annotate's pipeline")
     parser.add_argument("--server-args", default="", help="more options for every server, e.g. '--mmap-threshold 0'")
+    parser.add_argument(
+        "--mmap-thresholds",
+        default="",
+        help="try each batching setting with each of these --mmap-threshold values side by side, e.g. 65536,0",
+    )
     parser.add_argument("--memory", type=int, default=0, help="also: RSS over this many requests (e.g. 50000)")
     parser.add_argument("--every", type=int, default=5000, help="--memory: sample the RSS every N requests")
     parser.add_argument("--memory-seconds", type=float, default=1800.0, help="--memory: time limit")
@@ -304,6 +309,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         args.every = min(args.every, 20)
     texts = wnut_texts(200 if args.quick else 0)
     waits = [float(w) for w in args.max_wait_ms.split(",") if w]
+    thresholds = [t for t in args.mmap_thresholds.split(",") if t] or [None]
     threads = (["--threads", str(args.threads)] if args.threads else []) + args.server_args.split()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-serve-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -314,12 +320,10 @@ def main(argv: Optional[List[str]] = None) -> None:
         settings = {"off": chosen + ["--no-batching"]}
         for batch in args.max_batch:
             for wait in waits:
-                settings[f"on ({batch}, {wait:g} ms)"] = chosen + [
-                    "--max-batch",
-                    str(batch),
-                    "--max-wait-ms",
-                    str(wait),
-                ]
+                for mmap in thresholds:
+                    label = f"on ({batch}, {wait:g} ms{'' if mmap is None else f', mmap {mmap}'})"
+                    settings[label] = chosen + ["--max-batch", str(batch), "--max-wait-ms", str(wait)]
+                    settings[label] += [] if mmap is None else ["--mmap-threshold", mmap]
         servers = {}
         for label, server_args in settings.items():
             print(f"[{name}] batching {label} ...", flush=True)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import spacy
 from spacy.tokens import DocBin
 
@@ -147,3 +148,21 @@ def test_chunking_benchmark_compares_each_setting_with_one_call(trained_nlp, tmp
     assert rows[0]["ratio_to_null"] == {"pipe": 1.0, "requests": 1.0}
     assert all(row["requests_over_single"] > 0 for row in rows)
     assert "| torch | 16 |" in (tmp_path / "out" / "chunking.md").read_text()
+
+
+def test_serve_benchmark_measures_each_setting_and_the_memory(model_dir, tmp_path):
+    pytest.importorskip("aiohttp")
+    script = Path(__file__).parents[1] / "bench" / "serve.py"
+    command = [sys.executable, str(script), "--model", str(model_dir), "--quick", "--threads", "1"]
+    command += ["--mmap-thresholds", "65536,0", "--memory", "40", "--results", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    [json_path] = tmp_path.glob("*-serve-quick.json")
+    payload = json.loads(json_path.read_text())
+    [engine] = payload["engines"].values()
+    assert sorted(engine["servers"]) == ["off", "on (64, 5 ms, mmap 0)", "on (64, 5 ms, mmap 65536)"]
+    cells = [cell for run in engine["servers"].values() for cell in run["cells"]]
+    assert all(cell["errors"] == 0 and cell["requests_per_second"] > 0 for cell in cells)
+    assert {ratio["goal"] for ratio in engine["ratios"]} == {">= 2", ">= 0.8"}
+    assert payload["memory"]["samples"][-1]["requests"] == 40
+    assert "Memory: 40 requests" in json_path.with_suffix(".md").read_text()
