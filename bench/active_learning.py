@@ -48,6 +48,11 @@ def write_docs(docs, path: Path) -> Path:
     return path
 
 
+def effort(docs) -> Dict[str, int]:
+    """What labelling the docs costs an annotator: tokens read and entities marked."""
+    return {"tokens": sum(len(doc) for doc in docs), "entities": sum(len(doc.ents) for doc in docs)}
+
+
 def train_round(config: Path, train: Path, dev: Path, output: Path, overrides: Dict) -> float:
     """`spacy train` on the labelled sentences so far; returns the wall-clock seconds."""
     from spacy.cli.train import train as spacy_train
@@ -112,9 +117,10 @@ def run_seed(seed: int, args, train_docs, overrides: Dict) -> Dict[str, List[Dic
     settings = {**overrides, "system.seed": seed}
 
     def train_and_score(labelled_ids: Sequence[int], name: str) -> Dict:
-        train = write_docs([train_docs[i] for i in labelled_ids], work / name / "train.spacy")
+        docs = [train_docs[i] for i in labelled_ids]
+        train = write_docs(docs, work / name / "train.spacy")
         seconds = train_round(args.config, train, args.dev, work / name / "model", eval_every(settings, labelled_ids))
-        result = {"labelled": len(labelled_ids), "train_seconds": seconds}
+        result = {"labelled": len(labelled_ids), "train_seconds": seconds, **effort(docs)}
         result.update(score(work / name / "model" / "model-best", args.test))
         print(json.dumps({"seed": seed, "run": name, **result}), flush=True)
         return result
@@ -186,7 +192,37 @@ def markdown(runs: Dict[int, Dict[str, List[Dict]]], summary: Dict, args) -> str
         "sentences, is reached by uncertainty sampling "
         + (f"with {needed} labelled sentences." if needed is not None else "in no round.")
     )
+    if all("entities" in row for curves in runs.values() for rows in curves.values() for row in rows):
+        lines += effort_table(runs, summary)
     return "\n".join(lines) + "\n"
+
+
+def effort_table(runs: Dict[int, Dict[str, List[Dict]]], summary: Dict) -> List[str]:
+    """Tokens and gold entities in each strategy's training set, mean over seeds: the annotator's work."""
+    head = ["labelled"] + [f"{s} {what}" for s in STRATEGIES for what in ("tokens", "entities")]
+    lines = ["", "Labelled so far (mean over seeds):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, labelled in enumerate(summary["labelled"]):
+        cells = [str(labelled)]
+        for strategy in STRATEGIES:
+            for what in ("tokens", "entities"):
+                cells.append(f"{statistics.mean(runs[seed][strategy][i][what] for seed in runs):,.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def recount(results: Path, workdir: Path) -> None:
+    """Add `effort` to a results file of a run made before it was counted, from that run's saved training sets."""
+    payload = json.loads(results.read_text())
+    for seed, curves in payload["runs"].items():
+        for strategy, rows in curves.items():
+            for number, row in enumerate(rows):
+                name = f"{strategy}{number}" if number else "round0"
+                row.update(effort(read_docs(workdir / f"seed{seed}" / name / "train.spacy")))
+    runs = {int(seed): curves for seed, curves in payload["runs"].items()}
+    settings = argparse.Namespace(backbone=payload["backbone"], **payload["settings"])
+    results.write_text(json.dumps(payload, indent=2))
+    results.with_suffix(".md").write_text(markdown(runs, payload["summary"], settings))
+    print(f"recounted {results} from {workdir}")
 
 
 def plot(runs: Dict[int, Dict[str, List[Dict]]], summary: Dict, path: Path) -> None:
@@ -224,7 +260,12 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     parser.add_argument("--quick", action="store_true", help="a smoke test: tiny rounds, 20 steps per model")
     parser.add_argument("--workdir", type=Path, default=Path("training/active-learning"))
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--recount", type=Path, default=None, help="a results .json: add tokens/entities from --workdir, then stop"
+    )
     args = parser.parse_args(argv)
+    if args.recount:
+        return recount(args.recount, args.workdir)
     overrides: Dict = {
         "paths.transformer": args.backbone,
         "training.max_epochs": args.epochs,

@@ -295,7 +295,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument(
         "--mmap-thresholds",
         default="",
-        help="try each batching setting with each of these --mmap-threshold values side by side, e.g. 65536,0",
+        help="try each batching setting with each of these --mmap-threshold values side by side, e.g. 65536,1048576,0",
     )
     parser.add_argument("--memory", type=int, default=0, help="also: RSS over this many requests (e.g. 50000)")
     parser.add_argument("--every", type=int, default=5000, help="--memory: sample the RSS every N requests")

@@ -748,7 +748,7 @@ def serve_cmd(
     no_batching: bool = Opt(False, "--no-batching", help="tag one text per nlp call (to compare)"),
     drain_timeout: int = Opt(30, "--drain-timeout", min=0, help="seconds a stop waits for requests in flight"),
     mmap_threshold: int = Opt(
-        65536, "--mmap-threshold", min=0, help="glibc M_MMAP_THRESHOLD in bytes, keeps RSS flat (0: glibc's own)"
+        1_048_576, "--mmap-threshold", min=0, help="glibc M_MMAP_THRESHOLD in bytes, keeps RSS flat (0: glibc's own)"
     ),
     code: Optional[Path] = Opt(
         None, "--code", help="Python file to import first (custom components), as for spacy train"

@@ -154,13 +154,13 @@ def test_serve_benchmark_measures_each_setting_and_the_memory(model_dir, tmp_pat
     pytest.importorskip("aiohttp")
     script = Path(__file__).parents[1] / "bench" / "serve.py"
     command = [sys.executable, str(script), "--model", str(model_dir), "--quick", "--threads", "1"]
-    command += ["--mmap-thresholds", "65536,0", "--memory", "40", "--results", str(tmp_path)]
+    command += ["--mmap-thresholds", "1048576,0", "--memory", "40", "--results", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     [json_path] = tmp_path.glob("*-serve-quick.json")
     payload = json.loads(json_path.read_text())
     [engine] = payload["engines"].values()
-    assert sorted(engine["servers"]) == ["off", "on (64, 5 ms, mmap 0)", "on (64, 5 ms, mmap 65536)"]
+    assert sorted(engine["servers"]) == ["off", "on (64, 5 ms, mmap 0)", "on (64, 5 ms, mmap 1048576)"]
     cells = [cell for run in engine["servers"].values() for cell in run["cells"]]
     assert all(cell["errors"] == 0 and cell["requests_per_second"] > 0 for cell in cells)
     assert {ratio["goal"] for ratio in engine["ratios"]} == {">= 2", ">= 0.8"}

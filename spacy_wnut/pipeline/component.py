@@ -111,7 +111,7 @@ def make_wnut_ner(
         and ONNX Runtime's); None keeps torch's setting.
     batch_subwords (Optional[int]): on a CPU, run the encoder on each batch's
         windows sorted by length, in chunks of at most this many padded
-        subwords (4-5x the texts/s of one padded call at batch 64); None: one
+        subwords (1.8-4.7x the words/s of one padded call at batch 64); None: one
         call per batch. A torch encoder on a GPU always takes the whole batch.
     """
     return SubwordNER(

@@ -52,6 +52,12 @@ ENTITIES_PATH = "/v1/entities"
 logger = logging.getLogger("spacy_wnut.serve")
 
 
+# Fixed glibc mmap threshold: flat RSS, and (unlike 64 KiB, which mapped and zeroed every activation
+# anew) torch's speed: MiniLM-L6 at 32 clients 138 req/s, against 120 at 64 KiB and 145 with glibc's
+# dynamic threshold, whose RSS grows (bench/results/2026-12-01-serve-minilm-mmap.md).
+MMAP_THRESHOLD = 1 << 20
+
+
 @dataclass
 class ServeSettings:
     """How the server batches, what it refuses, and how it runs the pipeline.
@@ -83,7 +89,7 @@ class ServeSettings:
     batching: bool = True
     drain_timeout: int = 30
     retry_after: int = 1
-    mmap_threshold: int = 65536
+    mmap_threshold: int = MMAP_THRESHOLD
 
     def __post_init__(self) -> None:
         for name in ("max_batch", "max_queue", "max_texts", "max_body_bytes", "max_length", "threads", "retry_after"):
@@ -505,9 +511,10 @@ def limit_heap_growth(threshold: int) -> bool:
     """Make glibc serve allocations of `threshold` bytes and more with mmap, returned on free.
 
     Batches of varying sizes allocate tensors of ever new sizes; with glibc's dynamic threshold most
-    land on the heap, whose freed holes the process keeps: RSS grew by ~160 MB over 8,000 requests in
-    bench/serve.py --memory, and stays flat with a fixed 64 KiB threshold. `MALLOC_MMAP_THRESHOLD_` in
-    the environment (glibc's own setting) wins. RETURNS (bool): whether the threshold was set.
+    land on the heap, whose freed holes the process keeps: RSS kept growing under bench/serve.py
+    --memory (MiniLM-L6, torch: +31 MB over 17,500 requests) and stays flat with a fixed threshold
+    (+3 MB at 1 MiB). `MALLOC_MMAP_THRESHOLD_` in the environment (glibc's own setting) wins.
+    RETURNS (bool): whether the threshold was set.
     """
     import ctypes
     import os
