@@ -8,9 +8,9 @@ batch's windows sorted by length, in chunks of at most `budget` padded
 subwords (windows x the chunk's longest window), and the rows are put back
 in place. Measured on MiniLM-L6, one thread, batches of 64 WNUT 17 test
 sentences in input order (`bench/chunking.py`): 3.5x (torch) and 4.7x (onnx)
-the texts/s of one padded call. The
-rows of real subwords are the ones the whole batch gives (attention masks
-padding), up to float rounding; padded rows are zeros.
+the texts/s of one padded call. The rows of real subwords are the ones the
+whole batch gives (attention masks padding), up to float rounding; padded
+rows are zeros.
 """
 
 import dataclasses
