@@ -117,15 +117,25 @@ def _run_spacy_wnut_engine(setup: Setup, engine: str) -> Dict:
         check_engine(engine)
     except ImportError as e:
         return {"skipped": str(e)}
-    tuned = setup.workdir / "spacy-wnut" / "model-tuned"
+    tuned = _tuned(setup)
     if not tuned.exists():
         return {"skipped": f"{tuned} not found: the spacy-wnut system must run first"}
     start = time.perf_counter()
     nlp = spacy.load(tuned, config={"components": {"wnut_ner": {"engine": engine}}})
+    return _evaluate_built(nlp, setup, start)
+
+
+def _tuned(setup: Setup) -> Path:
+    """Where the spacy-wnut system leaves its trained, tuned pipeline for the other rows."""
+    return setup.workdir / "spacy-wnut" / "model-tuned"
+
+
+def _evaluate_built(nlp, setup: Setup, start: float) -> Dict:
+    """Scores and speed of a pipeline built from `model-tuned`; the build, counted from `start`, ends
+    with a first doc (an engine is built on its first call)."""
     nlp("warm-up builds the engine")
     build_seconds = time.perf_counter() - start
-    dev_f = _dev_f(nlp, setup)
-    result = _evaluate_spacy(nlp, setup, None, dev_f)
+    result = _evaluate_spacy(nlp, setup, None, _dev_f(nlp, setup))
     result["engine_build_seconds"] = build_seconds
     return result
 
@@ -143,6 +153,29 @@ def run_spacy_wnut_onnx_int8(setup: Setup) -> Dict:
 def run_spacy_wnut_torch_int8(setup: Setup) -> Dict:
     """spacy-wnut's trained pipeline with `engine="torch-int8"` (torchao dynamic int8)."""
     return _run_spacy_wnut_engine(setup, "torch-int8")
+
+
+def _run_spacy_wnut_runtime(setup: Setup, int8: bool) -> Dict:
+    """The run-time pipeline (ONNX Runtime + tokenizers) exported from this run's trained pipeline."""
+    from spacy_wnut.tools.runtime_export import export_runtime
+
+    tuned = _tuned(setup)
+    if not tuned.exists():
+        return {"skipped": f"{tuned} not found: the spacy-wnut system must run first"}
+    start = time.perf_counter()
+    output = tuned.parent / ("model-runtime-int8" if int8 else "model-runtime")
+    export_runtime(tuned, output, int8=int8, overwrite=True)
+    return _evaluate_built(spacy.load(output), setup, start)
+
+
+def run_spacy_wnut_runtime(setup: Setup) -> Dict:
+    """The run-time pipeline of spacy-wnut's trained pipeline, fp32 graph (`spacy wnut export-runtime`)."""
+    return _run_spacy_wnut_runtime(setup, int8=False)
+
+
+def run_spacy_wnut_runtime_int8(setup: Setup) -> Dict:
+    """The run-time pipeline of spacy-wnut's trained pipeline, int8 graph (`export-runtime --int8`)."""
+    return _run_spacy_wnut_runtime(setup, int8=True)
 
 
 def run_spacy_default(setup: Setup) -> Dict:
@@ -271,6 +304,8 @@ SYSTEMS: Dict[str, Callable[[Setup], Dict]] = {
     "spacy-wnut[onnx]": run_spacy_wnut_onnx,
     "spacy-wnut[onnx-int8]": run_spacy_wnut_onnx_int8,
     "spacy-wnut[torch-int8]": run_spacy_wnut_torch_int8,
+    "spacy-wnut[runtime]": run_spacy_wnut_runtime,
+    "spacy-wnut[runtime-int8]": run_spacy_wnut_runtime_int8,
     "hf-recipe-tutorial": run_hf_tutorial,
     "hf-recipe-our-hparams": run_hf_ours,
     "spacy-transformer-ner": run_spacy_default,

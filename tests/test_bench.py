@@ -1,6 +1,7 @@
 """The benchmark harness in --quick mode, so that it cannot rot (the full run is for people)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,7 @@ def test_quick_benchmark_writes_results_table_and_chart(tiny_transformer, tmp_pa
     payload = json.loads(json_path.read_text())
     results = payload["results"]
     engines = {"spacy-wnut[onnx]", "spacy-wnut[onnx-int8]", "spacy-wnut[torch-int8]"}
+    engines |= {"spacy-wnut[runtime]", "spacy-wnut[runtime-int8]"}
     others = {"hf-recipe-tutorial", "hf-recipe-our-hparams", "spacy-transformer-ner", "raw-encoder-forward"}
     assert set(results) == {"spacy-wnut"} | engines | others
     for name in engines:
@@ -113,7 +115,9 @@ def test_seed_study_reports_each_seed_and_the_spread(tiny_transformer, tmp_path)
     assert "test F1 over 2 seed(s): mean" in result.stdout
 
 
-def test_benchmark_of_a_trained_pipeline_measures_it_beside_the_raw_encoder(trained_nlp, tiny_transformer, tmp_path):
+def test_benchmark_of_a_trained_pipeline_measures_it_and_its_runtime_beside_the_raw_encoder(
+    trained_nlp, tiny_transformer, tmp_path
+):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     docs = [eg.reference for eg in train_examples(spacy.blank("en"))]
@@ -121,15 +125,17 @@ def test_benchmark_of_a_trained_pipeline_measures_it_beside_the_raw_encoder(trai
         DocBin(docs=docs).to_disk(corpus / f"{split}.spacy")
     trained_nlp.to_disk(tmp_path / "pipeline")
     command = [sys.executable, str(BENCH), "--backbone", str(tiny_transformer), "--corpus", str(corpus), "--quick"]
-    command += ["--pipeline", str(tmp_path / "pipeline"), "--systems", "spacy-wnut,raw-encoder-forward"]
+    systems = "spacy-wnut,spacy-wnut[runtime],raw-encoder-forward"
+    command += ["--pipeline", str(tmp_path / "pipeline"), "--systems", systems]
     command += ["--results", str(tmp_path / "results"), "--workdir", str(tmp_path / "work" / "not-yet-made")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     [json_path] = (tmp_path / "results").glob("*-quick.json")
     results = json.loads(json_path.read_text())["results"]
-    assert set(results) == {"spacy-wnut", "raw-encoder-forward"}
+    assert set(results) == {"spacy-wnut", "spacy-wnut[runtime]", "raw-encoder-forward"}
     assert results["spacy-wnut"]["train_seconds"] is None
     assert results["spacy-wnut"]["pipeline"] == str((tmp_path / "pipeline").resolve())
+    assert results["spacy-wnut[runtime]"]["test"] == results["spacy-wnut"]["test"]  # fp32: the same entities
     assert all(results[name]["words_per_second"]["1"] > 0 for name in results)
 
 
@@ -166,3 +172,76 @@ def test_serve_benchmark_measures_each_setting_and_the_memory(model_dir, tmp_pat
     assert {ratio["goal"] for ratio in engine["ratios"]} == {">= 2", ">= 0.8"}
     assert payload["memory"]["samples"][-1]["requests"] == 40
     assert "Memory: 40 requests" in json_path.with_suffix(".md").read_text()
+
+
+CONFIG = """
+[paths]
+transformer = "org/encoder"
+
+[components]
+
+[components.wnut_ner]
+factory = "wnut_ner"
+entity_bias = {bias}
+
+[components.wnut_ner.model]
+
+[components.wnut_ner.model.transformer]
+name = ${{paths.transformer}}
+"""
+
+
+def _finished_project(root: Path) -> Path:
+    """The files a finished `spacy project run all` leaves, with step times 100 s (train) and 50 s (train-final)."""
+    seqeval = {"seqeval": {"p": 0.6, "r": 0.4, "f": 0.48, "per_type": {"person": {"p": 0.7, "r": 0.5, "f": 0.58}}}}
+    files = {
+        "corpus/test.spacy": (b"", 1000),
+        "training/model-best/meta.json": (
+            json.dumps({"performance": {"ents_f": 0.61}, "spacy_wnut_training": {"step": 800}}),
+            1090,
+        ),
+        "training/model-best/config.cfg": (CONFIG.format(bias=0.0), 1090),
+        "training/model-last/meta.json": ("{}", 1100),
+        "training/model-tuned/meta.json": ("{}", 1110),
+        "training/model-tuned/config.cfg": (CONFIG.format(bias=0.25), 1110),
+        "training/model-final/meta.json": (json.dumps({"spacy_wnut_training": {"step": 800}}), 1160),
+        "metrics/test_seqeval.json": (json.dumps(seqeval), 1170),
+        "metrics/final_test_seqeval.json": (json.dumps(seqeval), 1170),
+        "packages/en_x-0.1.0/dist/en_x-0.1.0-py3-none-any.whl": (b"x" * 2_000_000, 1200),
+    }
+    for name, (content, mtime) in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        os.utime(path, (mtime, mtime))
+    return root
+
+
+def test_project_summary_reads_what_each_step_left(tmp_path):
+    project = _finished_project(tmp_path / "project")
+    script = Path(__file__).parents[1] / "bench" / "project_run.py"
+    out = tmp_path / "results" / "summary"
+    result = subprocess.run(
+        [sys.executable, str(script), str(project), "--out", str(out)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    [run] = json.loads(out.with_suffix(".json").read_text())["runs"]
+    assert run["backbone"] == "org/encoder" and run["entity_bias"] == 0.25 and run["best_step"] == 800
+    assert run["train_seconds"] == 100 and run["train_final_seconds"] == 50 and run["wheel_mb"] == 2.0
+    assert set(run["test"]) == {"model-tuned", "model-final"}  # no run-time metrics written: no row
+    assert (
+        "| encoder | model-tuned | 0.600 | 0.400 | 0.480 | 0.610 (800) | 0.25 | 100 |"
+        in out.with_suffix(".md").read_text()
+    )
+
+
+def test_project_summary_names_the_missing_output(tmp_path):
+    project = _finished_project(tmp_path / "project")
+    (project / "metrics" / "final_test_seqeval.json").unlink()
+    script = Path(__file__).parents[1] / "bench" / "project_run.py"
+    result = subprocess.run(
+        [sys.executable, str(script), str(project), "--out", str(tmp_path / "s")], capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "final_test_seqeval.json: not found" in result.stderr
+    assert not (tmp_path / "s.json").exists()
