@@ -43,10 +43,6 @@ def _wnut_config(model: Path) -> Dict:
     return config["components"][name]
 
 
-def _backbone(model: Path) -> str:
-    return str(_wnut_config(model)["model"]["transformer"]["name"])
-
-
 def _scores(path: Path) -> Dict:
     seqeval = _json(path)["seqeval"]
     per_type = {t: seqeval["per_type"][t]["f"] for t in TYPES if t in seqeval["per_type"]}
@@ -70,15 +66,16 @@ def summarise(project: Path) -> Dict:
     """
     training, metrics = project / "training", project / "metrics"
     best = _json(training / "model-best" / "meta.json")
+    tuned = _wnut_config(training / "model-tuned")  # model-best's config, with the bias tune-bias picked
     test = {name: _scores(metrics / file) for name, file in METRICS.items()}
     if (metrics / RUNTIME_METRICS).exists():
         test["model-runtime"] = _scores(metrics / RUNTIME_METRICS)
     return {
         "project": str(project.resolve()),
-        "backbone": _backbone(training / "model-best"),
+        "backbone": str(tuned["model"]["transformer"]["name"]),
         "dev_f_model_best": best["performance"]["ents_f"],
         "best_step": best["spacy_wnut_training"]["step"],
-        "entity_bias": _wnut_config(training / "model-tuned")["entity_bias"],
+        "entity_bias": tuned["entity_bias"],
         "final_steps": _json(training / "model-final" / "meta.json")["spacy_wnut_training"]["step"],
         "test": test,
         # `convert` writes test.spacy last; `train` ends with model-last, `train-final` with model-final.

@@ -200,7 +200,6 @@ def _finished_project(root: Path) -> Path:
             json.dumps({"performance": {"ents_f": 0.61}, "spacy_wnut_training": {"step": 800}}),
             1090,
         ),
-        "training/model-best/config.cfg": (CONFIG.format(bias=0.0), 1090),
         "training/model-last/meta.json": ("{}", 1100),
         "training/model-tuned/meta.json": ("{}", 1110),
         "training/model-tuned/config.cfg": (CONFIG.format(bias=0.25), 1110),
