@@ -94,5 +94,5 @@ def machine_info() -> Dict:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "spacy": spacy.__version__,
-        "spacy_transformers": importlib.metadata.version("spacy-transformers"),
+        "spacy_wnut": importlib.metadata.version("spacy-wnut"),
     }

@@ -157,7 +157,7 @@ def markdown(
     lines += [
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, GPU: {info['gpu'] or 'none'}; torch {info['torch']}, "
-        f"transformers {info['transformers']}, spaCy {info['spacy']}, spacy-transformers {info['spacy_transformers']}. "
+        f"transformers {info['transformers']}, spaCy {info['spacy']}, spacy-wnut {info.get('spacy_wnut', '?')}. "
         f"Backbone `{Path(setup.backbone).name}`, {setup.epochs} epoch(s); words/s on the first "
         f"{setup.speed_sentences} test sentences, median of {setup.repeats} after a warm-up.",
     ]

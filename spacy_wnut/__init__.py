@@ -7,7 +7,7 @@ from typing import Any
 from .data.conll import WNUT17_LABELS, read_conll
 from .errors import ConfigError, InputError, MissingExtra, OutputError, UserError
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 # Loaded on first use, so that `import spacy_wnut` stays light.
 _LAZY = {

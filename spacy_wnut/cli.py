@@ -576,6 +576,19 @@ def export_hf_cmd(
     print(f"wrote {out}: load it with AutoModelForTokenClassification.from_pretrained or pipeline('ner')")
 
 
+@app.command("migrate")
+@user_errors
+def migrate_cmd(
+    old: str = Arg(..., help="pipeline saved by spacy-wnut 0.3 or earlier (directory or package name)"),
+    new: Path = Arg(..., help="directory for the pipeline in the 0.4 format"),
+    overwrite: bool = Opt(False, "--overwrite", help=_OVERWRITE_HELP),
+) -> None:
+    """A 0.2/0.3 pipeline (spacy-transformers' encoder) in the 0.4 format: own encoder, safetensors weights."""
+    from .tools.migrate import migrate_pipeline, summary_line
+
+    print(summary_line(migrate_pipeline(old, new, overwrite=overwrite), old))
+
+
 @app.command("export-runtime")
 @user_errors
 def export_runtime_cmd(

@@ -57,4 +57,4 @@ def require(feature: str, packages, extra: str) -> None:
 
 
 # What the `train` extra brings that run-time code may ask for.
-TRAIN_PACKAGES = ("torch", "transformers", "spacy_transformers")
+TRAIN_PACKAGES = ("torch", "transformers", "safetensors")

@@ -49,6 +49,41 @@ def write_wordpiece_vocab(path: Path, specials) -> list:
 BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
+def wordpiece_tokenizer(tokenizer_class, vocab: list, specials: dict, cls: str, sep: str, **kwargs):
+    """A fast WordPiece tokenizer of exactly `vocab`, built from a `tokenizers.Tokenizer`.
+
+    `BertTokenizerFast(vocab_file=...)` silently builds a 5-token vocabulary under
+    transformers 5 (every word `[UNK]`), so the pieces are given explicitly, and
+    the result is checked: its size, and a known word that must not be unknown.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    ids = {piece: i for i, piece in enumerate(vocab)}
+    backend = Tokenizer(models.WordPiece(ids, unk_token=specials["unk_token"]))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{cls} $A {sep}",
+        pair=f"{cls} $A {sep} $B:1 {sep}:1",
+        special_tokens=[(cls, ids[cls]), (sep, ids[sep])],
+    )
+    backend.decoder = decoders.WordPiece()
+    tokenizer = tokenizer_class(tokenizer_object=backend, **specials, **kwargs)
+    assert len(tokenizer.get_vocab()) == len(vocab), "the fixture's tokenizer lost pieces of its vocab"
+    known = tokenizer("york", add_special_tokens=False)["input_ids"]
+    assert known == [ids["york"]], f"'york' is not one known piece: {known}"
+    return tokenizer
+
+
+BERT_TOKENS = {
+    "unk_token": "[UNK]",
+    "pad_token": "[PAD]",
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "mask_token": "[MASK]",
+}
+
+
 @pytest.fixture(scope="session")
 def tiny_transformer(tmp_path_factory) -> Path:
     """A tiny randomly initialised BERT with a real WordPiece vocab, saved as a HF directory."""
@@ -57,7 +92,9 @@ def tiny_transformer(tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("tiny-bert")
     vocab = write_wordpiece_vocab(path, BERT_SPECIALS)
-    BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True).save_pretrained(path)
+    wordpiece_tokenizer(BertTokenizerFast, vocab, BERT_TOKENS, "[CLS]", "[SEP]", model_max_length=512).save_pretrained(
+        path
+    )
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=len(vocab),
@@ -78,7 +115,9 @@ def tiny_tokenizer(tiny_transformer):
 
     from spacy_wnut.ml.tokenization import SubwordTokenizer
 
-    return SubwordTokenizer.from_hf(AutoTokenizer.from_pretrained(tiny_transformer), 512)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_transformer)
+    assert tokenizer.convert_tokens_to_ids("york") != tokenizer.unk_token_id
+    return SubwordTokenizer.from_hf(tokenizer, 512)
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +145,9 @@ def tiny_distilbert(tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("tiny-distilbert")
     vocab = write_wordpiece_vocab(path, BERT_SPECIALS)
-    DistilBertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True).save_pretrained(path)
+    wordpiece_tokenizer(
+        DistilBertTokenizerFast, vocab, BERT_TOKENS, "[CLS]", "[SEP]", model_max_length=512
+    ).save_pretrained(path)
     torch.manual_seed(0)
     config = DistilBertConfig(
         vocab_size=len(vocab), dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=512
@@ -125,9 +166,11 @@ def tiny_mpnet(tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("tiny-mpnet")
     vocab = write_wordpiece_vocab(path, ("<s>", "<pad>", "</s>", "[UNK]", "<mask>"))
-    MPNetTokenizerFast(
-        vocab_file=str(path / "vocab.txt"), do_lower_case=True, unk_token="[UNK]", model_max_length=512
-    ).save_pretrained(path)
+    mpnet_tokens = {"unk_token": "[UNK]", "pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>"}
+    mpnet_tokens.update(cls_token="<s>", sep_token="</s>", mask_token="<mask>")
+    wordpiece_tokenizer(MPNetTokenizerFast, vocab, mpnet_tokens, "<s>", "</s>", model_max_length=512).save_pretrained(
+        path
+    )
     torch.manual_seed(0)
     config = MPNetConfig(
         vocab_size=len(vocab),

@@ -5,6 +5,8 @@ engine, and export-hf -> `pipeline()` -> import-hf."""
 import pytest
 import spacy
 
+from spacy_wnut.ml.hf_encoder import encoder_model, encoder_tokenizer
+
 from .util import TRAIN_DATA, ents_of, make_nlp, overfit, train_shipped_config
 
 TEXTS = [text for text, _ in TRAIN_DATA] + ["TOM HANKS loves New York", "apple inc is watching game of thrones"]
@@ -19,10 +21,10 @@ def trained_with_shipped_config(tiny_distilbert, tmp_path_factory):
 def test_shipped_config_trains_a_distilbert_backbone(trained_with_shipped_config, tiny_distilbert):
     nlp = spacy.load(trained_with_shipped_config)
     model = nlp.get_pipe("wnut_ner").model
-    encoder = model.get_ref("transformer").transformer
+    encoder = encoder_model(model.get_ref("transformer"))
     assert type(encoder).__name__ == "DistilBertModel"
     assert not encoder.get_input_embeddings().weight.requires_grad
-    assert "token_type_ids" not in model.get_ref("transformer").tokenizer.model_input_names
+    assert "token_type_ids" not in encoder_tokenizer(model.get_ref("transformer")).model_input_names
     assert nlp.meta["spacy_wnut_training"]["step"] in (0, 6, 12)
     docs = list(nlp.pipe(TEXTS))
     assert len(docs) == len(TEXTS)
@@ -53,11 +55,11 @@ def test_distilbert_round_trips_through_a_hf_checkpoint_and_pipeline(tiny_distil
     nlp = make_nlp(tiny_distilbert)
     overfit(nlp, steps=60)
     export_hf(nlp, tmp_path / "hf")
-    hf_model = AutoModelForTokenClassification.from_pretrained(tmp_path / "hf")
-    assert type(hf_model).__name__ == "DistilBertForTokenClassification"
+    encoder_model = AutoModelForTokenClassification.from_pretrained(tmp_path / "hf")
+    assert type(encoder_model).__name__ == "DistilBertForTokenClassification"
     ner = pipeline(
         "token-classification",
-        model=hf_model,
+        model=encoder_model,
         tokenizer=AutoTokenizer.from_pretrained(tmp_path / "hf"),
         aggregation_strategy="first",
     )

@@ -168,28 +168,6 @@ def test_engine_scores_equal_the_model_scores(tiny_transformer, casing_features)
     numpy.testing.assert_allclose(exported, ner.model.ops.to_numpy(expected.scores), atol=1e-4)
 
 
-@pytest.fixture(scope="module")
-def slow_tokenizer_pipeline(tiny_transformer, tmp_path_factory):
-    """A pipeline whose transformer uses the slow (Python) tokenizer: no offsets, alignment by strings."""
-    transformer = {"name": str(tiny_transformer), "tokenizer_config": {"use_fast": False}}
-    nlp = make_nlp(tiny_transformer, model={"transformer": transformer, "casing_features": True})
-    overfit(nlp)
-    assert not nlp.get_pipe("wnut_ner").model.get_ref("transformer").tokenizer.is_fast
-    path = tmp_path_factory.mktemp("slow-tokenizer")
-    nlp.to_disk(path)
-    return nlp, path
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_every_engine_runs_with_a_slow_tokenizer(slow_tokenizer_pipeline, engine):
-    if not _available(engine):
-        pytest.skip(f"packages for engine {engine!r} are not installed")
-    nlp, path = slow_tokenizer_pipeline
-    expected = ents_of(nlp.pipe(TEXTS))
-    assert expected[:4] == [[(s, e, label) for s, e, label in ents] for _, ents in TRAIN_DATA]
-    assert ents_of(_with_engine(path, engine).pipe(TEXTS, batch_size=2)) == expected
-
-
 def test_int8_graph_keeps_down_projections_in_fp32(trained_nlp, tmp_path):
     import onnx
 

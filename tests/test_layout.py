@@ -16,7 +16,16 @@ PACKAGE = ROOT / "spacy_wnut"
 # Folders (and tools) that make up the run-time pipeline: loading, tagging, annotate, evaluate, serving.
 RUNTIME_PARTS = ["data", "ml", "pipeline", "tools/annotation", "errors.py", "__init__.py", "cli.py"]
 RUNTIME_TOOLS = ["annotate.py", "stopping.py", "scoring.py", "records.py", "serve.py", "batching_queue.py"]
-TRAINING_STACK = {"torch", "transformers", "spacy_transformers", "datasets", "seqeval", "evaluate", "torchao"}
+TRAINING_STACK = {
+    "torch",
+    "transformers",
+    "spacy_transformers",
+    "datasets",
+    "seqeval",
+    "evaluate",
+    "torchao",
+    "safetensors",
+}
 
 
 def runtime_modules():
@@ -75,10 +84,12 @@ def test_every_entry_point_resolves(group, name, target):
         assert spacy.util.registry.find(registries[group], name)["module"] == module
 
 
-def test_span_getter_entry_point_is_found_by_spacy_transformers():
-    from spacy_transformers.util import registry
+def test_span_getter_entry_point_is_found_in_the_span_getters_registry():
+    """spacy-transformers created spaCy's `span_getters` registry; without it spacy-wnut does, reading the same
+    entry point group, so configs keep their `@span_getters` blocks."""
+    import spacy_wnut.ml.windows  # noqa: F401
 
-    getter = registry.span_getters.get("spacy_wnut.strided_spans.v1")(window=4, stride=3)
+    getter = spacy.util.registry.span_getters.get("spacy_wnut.strided_spans.v1")(window=4, stride=3)
     doc = spacy.blank("en")("one two three four five six seven")
     assert [span.text for span in getter([doc])[0]] == ["one two three four", "four five six seven"]
 

@@ -6,7 +6,8 @@ import warnings
 import pytest
 from spacy.tokens import Doc
 
-from spacy_wnut.ml.encoding import encode_for, max_subwords
+from spacy_wnut.ml.encoding import encode_for
+from spacy_wnut.ml.hf_encoder import encoder_tokenizer, max_subwords
 
 from .util import ents_of
 
@@ -33,7 +34,7 @@ def test_long_doc_is_fully_tagged(trained_nlp):
 def test_a_tokenizer_without_model_max_length_does_not_crash(trained_nlp):
     nlp = copy.deepcopy(trained_nlp)
     transformer = nlp.get_pipe("wnut_ner").model.get_ref("transformer")
-    transformer.tokenizer.model_max_length = int(1e30)  # as some imported checkpoints have it
+    encoder_tokenizer(transformer).model_max_length = int(1e30)  # as some imported checkpoints have it
     assert max_subwords(transformer) == 512  # from the encoder's position embeddings
     assert tail_entities(nlp(FILLER + " " + TAIL)) == ents_of([nlp(TAIL)])[0]
 

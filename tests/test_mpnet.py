@@ -8,6 +8,8 @@ from types import SimpleNamespace
 import pytest
 import spacy
 
+from spacy_wnut.ml.hf_encoder import encoder_model
+
 from .util import TRAIN_DATA, ents_of, make_nlp, overfit, train_shipped_config
 
 TEXTS = [text for text, _ in TRAIN_DATA] + ["TOM HANKS loves New York", "apple inc is watching game of thrones"]
@@ -30,7 +32,7 @@ def mpnet_dir(mpnet_nlp, tmp_path_factory) -> Path:
 
 
 def test_mpnet_learns_the_training_entities(mpnet_nlp):
-    encoder = mpnet_nlp.get_pipe("wnut_ner").model.get_ref("transformer").transformer
+    encoder = encoder_model(mpnet_nlp.get_pipe("wnut_ner").model.get_ref("transformer"))
     assert type(encoder).__name__ == "MPNetModel"
     assert ents_of(mpnet_nlp.pipe(TEXTS[:4])) == GOLD
 
@@ -46,15 +48,12 @@ def test_mpnet_input_has_no_token_type_ids(mpnet_nlp):
 def test_mpnet_window_limit_leaves_out_the_two_offset_positions():
     from transformers import MPNetConfig
 
-    from spacy_wnut.ml.encoding import max_subwords
+    from spacy_wnut.ml.encoding import max_subwords_of
     from spacy_wnut.ml.tokenization import NO_LIMIT
 
     # An imported checkpoint whose tokenizer sets no limit: the positions decide.
-    encoder = SimpleNamespace(
-        tokenizer=SimpleNamespace(model_max_length=NO_LIMIT * 10),
-        transformer=SimpleNamespace(config=MPNetConfig(max_position_embeddings=514)),
-    )
-    assert max_subwords(encoder) == 512
+    tokenizer = SimpleNamespace(model_max_length=NO_LIMIT * 10)
+    assert max_subwords_of(tokenizer, MPNetConfig(max_position_embeddings=514)) == 512
 
 
 def test_a_doc_longer_than_the_encoder_is_cut_into_windows_mpnet_can_place(mpnet_nlp):
@@ -73,7 +72,7 @@ def test_a_doc_longer_than_the_encoder_is_cut_into_windows_mpnet_can_place(mpnet
 def test_a_reloaded_mpnet_predicts_as_before_saving(mpnet_nlp, mpnet_dir):
     """Padded batches too: a reloaded MPNet whose `layer_norm_eps` (1e-12) came back as 0.0 gave NaN on them."""
     loaded = spacy.load(mpnet_dir)
-    encoder = loaded.get_pipe("wnut_ner").model.get_ref("transformer").transformer
+    encoder = encoder_model(loaded.get_pipe("wnut_ner").model.get_ref("transformer"))
     assert encoder.config.layer_norm_eps == 1e-12
     assert ents_of(loaded.pipe(TEXTS)) == ents_of(mpnet_nlp.pipe(TEXTS))
 
@@ -125,12 +124,12 @@ def test_a_reloaded_mpnet_round_trips_through_a_hf_checkpoint_and_pipeline(mpnet
     from spacy_wnut.tools.hf_checkpoint import export_hf, from_hf
 
     export_hf(mpnet_dir, tmp_path / "hf")
-    hf_model = AutoModelForTokenClassification.from_pretrained(tmp_path / "hf")
-    assert type(hf_model).__name__ == "MPNetForTokenClassification"
-    assert hf_model.config.layer_norm_eps == 1e-12
+    encoder_model = AutoModelForTokenClassification.from_pretrained(tmp_path / "hf")
+    assert type(encoder_model).__name__ == "MPNetForTokenClassification"
+    assert encoder_model.config.layer_norm_eps == 1e-12
     ner = pipeline(
         "token-classification",
-        model=hf_model,
+        model=encoder_model,
         tokenizer=AutoTokenizer.from_pretrained(tmp_path / "hf"),
         aggregation_strategy="first",
     )
@@ -144,7 +143,7 @@ def test_a_reloaded_mpnet_round_trips_through_a_hf_checkpoint_and_pipeline(mpnet
 def test_shipped_config_trains_an_mpnet_backbone(tiny_mpnet, tmp_path):
     """`spacy train configs/distilbert.cfg` as shipped (frozen embeddings, casing features, the subword batcher)."""
     nlp = spacy.load(train_shipped_config(tiny_mpnet, tmp_path))
-    encoder = nlp.get_pipe("wnut_ner").model.get_ref("transformer").transformer
+    encoder = encoder_model(nlp.get_pipe("wnut_ner").model.get_ref("transformer"))
     assert type(encoder).__name__ == "MPNetModel"
     assert not encoder.get_input_embeddings().weight.requires_grad
     assert len(list(nlp.pipe(TEXTS))) == len(TEXTS)

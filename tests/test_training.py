@@ -9,6 +9,8 @@ from spacy import util
 from spacy.cli.train import train
 from spacy.tokens import DocBin
 
+from spacy_wnut.ml.hf_encoder import encoder_model
+
 from .util import TRAIN_DATA, ents_of, train_examples
 
 CONFIG = Path(__file__).parents[1] / "configs" / "distilbert.cfg"
@@ -76,7 +78,7 @@ def weights(nlp) -> dict:
     model = nlp.get_pipe("wnut_ner").model
     head = model.get_ref("output_layer")
     found = {f"head.{name}": head.get_param(name).copy() for name in ("W", "b")}
-    transformer = model.get_ref("transformer").transformer
+    transformer = encoder_model(model.get_ref("transformer"))
     found.update({name: t.detach().cpu().numpy().copy() for name, t in transformer.state_dict().items()})
     return found
 

@@ -1,14 +1,14 @@
 """The one way from docs to the encoder's input, for training, every engine and the run-time pipeline.
 
 Windows of spaCy tokens (the model's `get_spans`), tokenisation
-(`SubwordTokenizer`: fast, or slow in training), windows cut down until they
+(`SubwordTokenizer`, a fast tokenizer), windows cut down until they
 fit the encoder, padding, and the token-row alignment (`alignment.align_offsets`).
-Nothing here imports torch, transformers or spacy-transformers at module level.
+Nothing here imports torch or transformers at module level.
 """
 
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import numpy
 from spacy.tokens import Doc, Span
@@ -36,7 +36,6 @@ class EncodedBatch:
     align: token i of the batch (docs concatenated) -> its rows of the flattened windows.
     spans: the windows of each doc (spaCy spans), after any cut.
     cut_subwords: subwords dropped because a single token alone was longer than the encoder's limit.
-    strings: the subword strings of each window (slow tokenizers only).
     """
 
     input_ids: numpy.ndarray
@@ -46,7 +45,6 @@ class EncodedBatch:
     doc_lengths: numpy.ndarray
     spans: List[List[Span]]
     cut_subwords: int = 0
-    strings: Optional[List[List[str]]] = None
 
     @property
     def window_length(self) -> int:
@@ -71,17 +69,16 @@ def doc_lengths(docs: List[Doc]) -> numpy.ndarray:
     return numpy.array([len(doc) for doc in docs], dtype="i")
 
 
-def max_subwords(transformer: Model) -> int:
-    """The most subwords (special tokens included) one window may hold for a spacy-transformers encoder.
+def max_subwords_of(tokenizer: Any, config: Any) -> int:
+    """The most subwords (special tokens included) one window may hold for a HF tokenizer and encoder config.
 
     The tokenizer's `model_max_length` where it is set, else what the encoder's
     position embeddings allow; imported checkpoints often lack the former.
     """
     limits = []
-    tokenizer_limit = getattr(transformer.tokenizer, "model_max_length", None)
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
     if tokenizer_limit and tokenizer_limit < NO_LIMIT:
         limits.append(int(tokenizer_limit))
-    config = getattr(transformer.transformer, "config", None)
     positions = getattr(config, "max_position_embeddings", None)
     if positions:
         offset = 2 if getattr(config, "model_type", "") in _OFFSET_POSITIONS else 0
@@ -92,14 +89,12 @@ def max_subwords(transformer: Model) -> int:
 def model_encoding(model: Model) -> Tuple[Optional[SubwordTokenizer], SpanGetter]:
     """The tokenizer and span getter of a tagger model (None before its tokenizer is loaded).
 
-    A `SubwordTagger` reads them from its spacy-transformers encoder; a
+    A `SubwordTagger` reads them from its encoder layer (`HFEncoder`); a
     run-time `OnnxTagger` holds them itself.
     """
     if model.has_ref("transformer"):
         transformer = model.get_ref("transformer")
-        hf_tokenizer = transformer.tokenizer
-        tokenizer = None if hf_tokenizer is None else SubwordTokenizer.from_hf(hf_tokenizer, max_subwords(transformer))
-        return tokenizer, transformer.attrs["get_spans"]
+        return transformer.layers[0].shims[0].subwords, transformer.attrs["get_spans"]
     return model.attrs["onnx_encoder"].tokenizer, model.attrs["get_spans"]
 
 
@@ -192,21 +187,13 @@ def encode_docs(tokenizer: SubwordTokenizer, get_spans: SpanGetter, docs: List[D
             f"limit of {tokenizer.max_length} subwords",
             stacklevel=2,
         )
-    spans = [span for _, span in windows]
     ids = encoded["input_ids"]
     width = max((len(row) for row in ids), default=0)
     input_ids = _padded(ids, width, tokenizer.pad_id, "int64")
     attention_mask = _padded([[1] * len(row) for row in ids], width, 0, "int64")
     token_type_ids = numpy.zeros_like(input_ids) if tokenizer.token_type_ids else None
-    strings = None
-    if "offset_mapping" in encoded:
-        offsets = _padded(encoded["offset_mapping"], width, (0, 0), "int64")
-        align = align_offsets(windows, offsets, lengths)
-    else:
-        from spacy_transformers.align import get_alignment  # slow tokenizers: training only
-
-        strings = [tokenizer.slow.convert_ids_to_tokens(row) for row in input_ids.tolist()]
-        align = get_alignment(spans, strings, tokenizer.slow.all_special_tokens)
+    offsets = _padded(encoded["offset_mapping"], width, (0, 0), "int64")
+    align = align_offsets(windows, offsets, lengths)
     regrouped: List[List[Span]] = [[] for _ in docs]
     for doc_index, span in windows:
         regrouped[doc_index].append(span)
@@ -215,7 +202,7 @@ def encode_docs(tokenizer: SubwordTokenizer, get_spans: SpanGetter, docs: List[D
             "the span getter must give every doc with tokens at least one span; "
             f"aligned {align.lengths.shape[0]} of {lengths.sum()} tokens"
         )
-    return EncodedBatch(input_ids, attention_mask, token_type_ids, align, lengths, regrouped, cut, strings)
+    return EncodedBatch(input_ids, attention_mask, token_type_ids, align, lengths, regrouped, cut)
 
 
 def encode_for(model: Model, docs: List[Doc]) -> EncodedBatch:

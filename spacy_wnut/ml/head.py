@@ -8,7 +8,7 @@ The head is shaped like `AutoModelForTokenClassification`'s `classifier`
 """
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 import numpy
 from spacy.tokens import Doc
@@ -30,7 +30,7 @@ class SubwordScores:
     align: token i of the batch (docs concatenated) -> its rows.
     doc_lengths: tokens per doc.
     window_length: rows per window (the padded subword length).
-    trf_batch: the encoder's output, kept only as long as this object lives.
+    encoder_output: the encoded batch and the encoder's rows (training forward only), for `store_trf_data`.
     cut_subwords: subwords dropped because one token alone exceeded the encoder's limit.
     """
 
@@ -38,7 +38,7 @@ class SubwordScores:
     align: Ragged
     doc_lengths: numpy.ndarray
     window_length: int
-    trf_batch: Optional[Any] = None  # spacy-transformers' FullTransformerBatch
+    encoder_output: Optional[Tuple[EncodedBatch, Floats2d]] = None
     cut_subwords: int = 0
 
     @classmethod

@@ -1,11 +1,12 @@
 """The encoder's tokenizer as encoding needs it: subword ids and character offsets of texts.
 
-Training gets it from the Hugging Face tokenizer that spacy-transformers
-loads (`SubwordTokenizer.from_hf`); a run-time pipeline from the fast
-tokenizer's JSON and a few settings saved beside the ONNX graph
+Training gets it from the Hugging Face tokenizer the encoder layer loads
+(`SubwordTokenizer.from_hf`); a run-time pipeline from the fast tokenizer's
+JSON and a few settings saved beside the ONNX graph
 (`SubwordTokenizer.from_json`). Both call the same `tokenizers.Tokenizer`
 (the Rust backend under every HF fast tokenizer), so both see the same
-subwords. Slow (Python-only) HF tokenizers work in training only.
+subwords. Slow (Python-only) tokenizers are refused: transformers 5 has none,
+and their subwords have no character offsets to align by.
 """
 
 from dataclasses import dataclass
@@ -19,12 +20,11 @@ NO_LIMIT = 1_000_000
 class SubwordTokenizer:
     """Subword tokenisation of texts for one encoder.
 
-    backend (Optional[tokenizers.Tokenizer]): the fast tokenizer; None for a slow one.
+    backend (tokenizers.Tokenizer): the fast tokenizer.
     max_length (int): the most subwords (special tokens included) one window may hold.
     pad_id (int): the id padding rows get.
     truncation_side (str): which end a too long single token loses ("right" or "left").
     token_type_ids (bool): whether the encoder takes token type ids.
-    slow (Any): a slow HF tokenizer (training only), used when `backend` is None.
     """
 
     backend: Any
@@ -32,18 +32,23 @@ class SubwordTokenizer:
     pad_id: int = 0
     truncation_side: str = "right"
     token_type_ids: bool = False
-    slow: Any = None
 
     @classmethod
     def from_hf(cls, tokenizer: Any, max_length: int) -> "SubwordTokenizer":
-        """The tokenizer of a HF `PreTrainedTokenizer(Fast)`."""
+        """The tokenizer of a HF fast tokenizer (a slow one is refused: it has no offsets to align by)."""
+        if not getattr(tokenizer, "is_fast", False):
+            from ..errors import ConfigError
+
+            raise ConfigError(
+                f"{type(tokenizer).__name__} is a slow (Python) tokenizer; spacy-wnut needs a fast one "
+                "(a `tokenizer.json`, as every tokenizer of transformers 5 has)"
+            )
         return cls(
-            backend=tokenizer.backend_tokenizer if tokenizer.is_fast else None,
+            backend=tokenizer.backend_tokenizer,
             max_length=max_length,
             pad_id=tokenizer.pad_token_id or 0,
             truncation_side=getattr(tokenizer, "truncation_side", "right"),
             token_type_ids="token_type_ids" in tokenizer.model_input_names,
-            slow=None if tokenizer.is_fast else tokenizer,
         )
 
     @classmethod
@@ -52,10 +57,6 @@ class SubwordTokenizer:
         from tokenizers import Tokenizer
 
         return cls(backend=Tokenizer.from_str(tokenizer_json), **settings)
-
-    @property
-    def is_fast(self) -> bool:
-        return self.backend is not None
 
     def settings(self) -> Dict[str, Any]:
         """What `from_json` needs beside the JSON."""
@@ -68,8 +69,6 @@ class SubwordTokenizer:
 
     def to_json(self) -> str:
         """The fast tokenizer's JSON (`tokenizer.json`)."""
-        if not self.is_fast:
-            raise ValueError("a slow tokenizer has no JSON form")
         return self.backend.to_str()
 
     def encode(
@@ -81,23 +80,13 @@ class SubwordTokenizer:
         does, without building a `BatchEncoding` per call (which costs as much
         as the tokenisation itself for one short text).
         """
-        if self.is_fast:
-            self.backend.no_padding()
-            if max_length is None:
-                self.backend.no_truncation()
-            else:
-                self.backend.enable_truncation(max_length, direction=self.truncation_side)
-            encodings = self.backend.encode_batch(texts, add_special_tokens=add_special_tokens)
-            return {"input_ids": [e.ids for e in encodings], "offset_mapping": [e.offsets for e in encodings]}
-        return self.slow(
-            texts,
-            add_special_tokens=add_special_tokens,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            truncation=max_length is not None,
-            max_length=max_length,
-            verbose=False,
-        )
+        self.backend.no_padding()
+        if max_length is None:
+            self.backend.no_truncation()
+        else:
+            self.backend.enable_truncation(max_length, direction=self.truncation_side)
+        encodings = self.backend.encode_batch(texts, add_special_tokens=add_special_tokens)
+        return {"input_ids": [e.ids for e in encodings], "offset_mapping": [e.offsets for e in encodings]}
 
     def count(self, texts: List[str], special_tokens: bool = False) -> List[int]:
         """Subwords per text (for batching and length sorting)."""
@@ -105,6 +94,4 @@ class SubwordTokenizer:
 
     def num_special_tokens(self) -> int:
         """Special tokens added around one sequence."""
-        if self.is_fast:
-            return self.backend.num_special_tokens_to_add(False)
-        return self.slow.num_special_tokens_to_add(pair=False)
+        return self.backend.num_special_tokens_to_add(False)

@@ -1,16 +1,23 @@
 """Windows of spaCy tokens that the encoder reads: overlapping strided spans.
 
 `strided_spans` gives exactly the windows of spacy-transformers'
-`get_strided_spans`, so that a run-time pipeline (which has no
-spacy-transformers) reads a doc as the pipeline it was exported from does.
+`get_strided_spans` (pipelines of spacy-wnut 0.3 and earlier were trained on
+them). Span getters live in spaCy's `span_getters` registry, which
+spacy-transformers created; spacy-wnut creates it where that is not installed
+(the same catalogue, entry point group `spacy_span_getters`).
 """
 
 from functools import partial
 from typing import Callable, Iterable, List
 
+import catalogue
 from spacy.tokens import Doc, Span
+from spacy.util import registry
 
 from ..errors import ConfigError
+
+if not hasattr(registry, "span_getters"):
+    registry.span_getters = catalogue.create("spacy", "span_getters", entry_points=True)  # type: ignore[attr-defined]
 
 
 def check_windows(window: int, stride: int) -> None:

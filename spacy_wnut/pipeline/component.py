@@ -21,10 +21,12 @@ from ..errors import ConfigError, InputError, UserError
 from ..ml.alignment import AGGREGATIONS, PROJECTIONS, TokenRows, project_gold
 from ..ml.backbones import resolve_backbone
 from ..ml.chunking import DEFAULT_BATCH_SUBWORDS
+from ..ml.encoder_output import install_extension, split_by_doc
 from ..ml.encoding import doc_lengths, model_encoding
 from ..ml.head import SubwordScores
+from ..ml.legacy import register_legacy_names
 from ..ml.onnx_tagger import RUNTIME_HINT, is_runtime_model
-from ..ml.tagger import LAYER_NORM_EPS, apply_frozen_embeddings, encoder_layer_norm_eps, restore_layer_norm_eps
+from ..ml.tagger import apply_frozen_embeddings
 from .decode import DECODERS, EntitySpans, TaggedBatch, TagScheme, TokenProbs, decode_entities, softmax, token_probs
 from .engines import ONNX_ENGINES, EngineRunner
 from .schemes import HeadScheme
@@ -38,12 +40,11 @@ casing_features = false
 token_features = null
 
 [model.transformer]
-@architectures = "spacy-transformers.TransformerModel.v3"
+@architectures = "spacy_wnut.HFEncoder.v1"
 name = "distilbert/distilbert-base-uncased"
-tokenizer_config = {"use_fast": true}
-transformer_config = {}
 mixed_precision = false
 grad_scaler_config = {}
+transformer_config = {}
 
 [model.transformer.get_spans]
 @span_getters = "spacy_wnut.strided_spans.v1"
@@ -51,6 +52,8 @@ window = 128
 stride = 96
 """
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_STR)["model"]
+# Pipelines and configs of spacy-wnut 0.3 and earlier name spacy-transformers' encoder.
+register_legacy_names()
 
 
 @Language.factory(
@@ -96,7 +99,9 @@ def make_wnut_ner(
         and add only predictions that do not overlap them.
     spans_key (Optional[str]): also write `doc.spans[spans_key]` with
         `attrs["scores"]` (mean token probability per entity).
-    store_trf_data (bool): keep the transformer output on `doc._.trf_data`.
+    store_trf_data (bool): keep the encoder's output on `doc._.trf_data`
+        (a `spacy_wnut.ml.encoder_output.DocEncoderOutput`: windows, subword
+        ids, last hidden state, token-row alignment); engine "torch" only.
     entity_bias (float): added to the log-probability of every B-/I- tag before
         decoding; above 0 trades precision for recall. `python -m spacy_wnut
         tune-bias` picks it on a dev set.
@@ -190,9 +195,7 @@ class SubwordNER(TrainablePipe):
         self.decoder = decoder
         self.alignment_stats: Counter = Counter()
         if store_trf_data:
-            from spacy_transformers.pipeline_component import install_extensions
-
-            install_extensions()
+            install_extension()
 
     @property
     def engine(self) -> str:
@@ -280,9 +283,6 @@ class SubwordNER(TrainablePipe):
             raise ValueError(Errors.E923.format(name=self.name))
         self.model.set_dim("nO", len(self.head.tags), force=True)
         self.model.initialize(X=doc_sample)
-        exact_eps = encoder_layer_norm_eps(self.model)
-        if exact_eps is not None:
-            self.cfg[LAYER_NORM_EPS] = exact_eps
         self.engine_runner.invalidate()
         if checkpoint_head:
             from ..tools.hf_checkpoint import load_classifier
@@ -328,8 +328,10 @@ class SubwordNER(TrainablePipe):
         if output.cut_subwords:
             self.alignment_stats["subwords_cut"] += output.cut_subwords
         entities = decode_entities(probs, self.scheme, self.decoder, self.entity_bias)
-        trf_batch = output.trf_batch if self.store_trf_data else None
-        return TaggedBatch(output.doc_lengths, entities, trf_batch)
+        per_doc = None
+        if self.store_trf_data and output.encoder_output is not None:
+            per_doc = split_by_doc(*output.encoder_output)
+        return TaggedBatch(output.doc_lengths, entities, per_doc)
 
     def token_probs(self, output: SubwordScores) -> TokenProbs:
         """IOB2 tag probabilities per token, with this component's head and aggregation."""
@@ -423,7 +425,6 @@ class SubwordNER(TrainablePipe):
     def _after_load(self) -> None:
         if not self.is_runtime:
             apply_frozen_embeddings(self.model)
-            restore_layer_norm_eps(self.model, self.cfg.get(LAYER_NORM_EPS))
 
     def is_initialized(self) -> bool:
         """Whether the head has weights (after `initialize` or loading)."""
@@ -448,8 +449,8 @@ class SubwordNER(TrainablePipe):
             doc.set_ents(self._merge_ents(doc, spans), default="outside")
             if key is not None:
                 doc.spans[key] = SpanGroup(doc, name=key, spans=spans, attrs={"scores": ents.scores[lo:hi].copy()})
-        if batch.trf_batch is not None:
-            for doc, data in zip(docs, batch.trf_batch.doc_data):
+        if batch.encoder_output is not None:
+            for doc, data in zip(docs, batch.encoder_output):
                 doc._.trf_data = data
 
     def _merge_ents(self, doc: Doc, spans: List[Span]) -> List[Span]:
@@ -576,16 +577,15 @@ def load_pipeline(name: Union[str, Path], **kwargs) -> Language:
 
 
 def _require_training_stack_if_needed(path: Path) -> None:
-    """A trainable pipeline (spacy-transformers inside) in a run-time install: say what to do, in one line."""
+    """A trainable pipeline (a torch encoder inside) in a run-time install: say what to do, in one line."""
     config = path / "config.cfg"
-    if config.is_file() and "spacy-transformers." in config.read_text(encoding="utf-8"):
-        from ..errors import require
+    if not config.is_file():
+        return
+    text = config.read_text(encoding="utf-8")
+    if "spacy_wnut.HFEncoder." in text or "spacy-transformers." in text:
+        from ..errors import TRAIN_PACKAGES, require
 
-        require(
-            f"{path}: this is a trainable pipeline (spacy-transformers); loading it",
-            ["torch", "transformers", "spacy_transformers"],
-            "train",
-        )
+        require(f"{path}: this is a trainable pipeline (a torch encoder); loading it", TRAIN_PACKAGES, "train")
 
 
 def find_wnut_pipe(nlp: Language, name: Optional[str] = None) -> Tuple[str, "SubwordNER"]:

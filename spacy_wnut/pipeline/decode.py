@@ -204,7 +204,7 @@ class TaggedBatch:
 
     doc_lengths: numpy.ndarray
     entities: EntitySpans
-    trf_batch: Any = None
+    encoder_output: Optional[List[Any]] = None  # each doc's DocEncoderOutput, with store_trf_data
 
 
 def softmax(scores: numpy.ndarray) -> numpy.ndarray:

@@ -38,6 +38,7 @@ from ..errors import ConfigError, require
 from ..ml.chunking import run_in_chunks
 from ..ml.encoding import EncodedBatch, encode_for
 from ..ml.head import SubwordScores, head_as_torch_linear, scores_from_hidden, scores_from_logits
+from ..ml.hf_encoder import encoder_model
 from ..ml.onnx_tagger import OnnxSession, is_runtime_model
 
 ENGINES = ("torch", "torch-int8", "onnx", "onnx-int8")
@@ -72,7 +73,7 @@ def tagger_module(model: Model) -> "torch.nn.Module":  # noqa: F821
     """
     import torch
 
-    encoder = model.get_ref("transformer").transformer
+    encoder = encoder_model(model.get_ref("transformer"))
     classifier = head_as_torch_linear(model)
 
     class Tagger(torch.nn.Module):
@@ -92,7 +93,7 @@ class TorchEngine:
     """The trained encoder run directly in PyTorch: the encoder's rows of an encoded batch."""
 
     def __init__(self, model: Model) -> None:
-        self.encoder = model.get_ref("transformer").transformer
+        self.encoder = encoder_model(model.get_ref("transformer"))
 
     @property
     def on_gpu(self) -> bool:

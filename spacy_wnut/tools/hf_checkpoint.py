@@ -24,6 +24,7 @@ from thinc.api import Model
 from ..data.outputs import DIRECTORY, atomic_path, check_output
 from ..errors import TRAIN_PACKAGES, ConfigError, InputError, require
 from ..ml.head import has_spacy_features, head_as_torch_linear
+from ..ml.hf_encoder import check_vocabulary, encoder_model, encoder_tokenizer
 from ..pipeline.component import find_wnut_pipe
 from ..pipeline.schemes import HeadScheme
 
@@ -67,13 +68,14 @@ def check_tokenizer(checkpoint: Union[str, Path]) -> None:
     from transformers import AutoTokenizer
 
     try:
-        AutoTokenizer.from_pretrained(str(checkpoint))
+        tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
     except (OSError, ValueError, TypeError, KeyError) as err:
         raise InputError(
             str(checkpoint),
             f"its tokenizer cannot be loaded ({type(err).__name__}: {err}); save the tokenizer files with the "
             "checkpoint (`tokenizer.save_pretrained(...)`)",
         ) from None
+    check_vocabulary(tokenizer, str(checkpoint))
 
 
 def load_classifier(model: Model, checkpoint: Union[str, Path]) -> None:
@@ -177,7 +179,7 @@ def to_hf_model(nlp: Language, name: Optional[str] = None):
             f"[{name}] uses spaCy token features (`model.casing_features` or `model.token_features`), "
             "which a HF token-classification checkpoint cannot hold; train with them off to export"
         )
-    encoder = pipe.model.get_ref("transformer").transformer
+    encoder = encoder_model(pipe.model.get_ref("transformer"))
     tags = pipe.head.tags
     config = copy.deepcopy(encoder.config)
     config.id2label = dict(enumerate(tags))
@@ -217,7 +219,7 @@ def export_hf(
     hf_model = to_hf_model(nlp, name)
     with atomic_path(output) as tmp:
         hf_model.save_pretrained(tmp, safe_serialization=True)
-        pipe.model.get_ref("transformer").tokenizer.save_pretrained(tmp)
+        encoder_tokenizer(pipe.model.get_ref("transformer")).save_pretrained(tmp)
     return Path(output)
 
 

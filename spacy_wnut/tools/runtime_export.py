@@ -80,11 +80,8 @@ def build_runtime(nlp: Language, name: Optional[str] = None, *, int8: bool = Fal
     if not pipe.is_initialized():
         raise ConfigError(f"[{name}] the component is not trained: there is nothing to export")
     tokenizer, _ = model_encoding(pipe.model)
-    if tokenizer is None or not tokenizer.is_fast:
-        raise ConfigError(
-            f"[{name}] the encoder's tokenizer is slow-only (no tokenizer.json): the run-time pipeline needs a fast "
-            'tokenizer; train with tokenizer_config = {"use_fast": true} on a backbone that has one'
-        )
+    if tokenizer is None:
+        raise ConfigError(f"[{name}] the encoder has no tokenizer loaded: there is nothing to export")
     config = runtime_config(nlp.config, name, int8)
     runtime = util.load_model_from_config(config, auto_fill=False, validate=True)
     runtime.vocab.from_bytes(nlp.vocab.to_bytes())
@@ -103,7 +100,7 @@ def build_runtime(nlp: Language, name: Optional[str] = None, *, int8: bool = Fal
     backbone = str(model.get_ref("transformer").attrs["name"])
     graph = "int8" if int8 else "fp32"
     runtime.meta = {**nlp.meta, RUNTIME_META_KEY: {"graph": graph, "component": name, "backbone": backbone}}
-    # What `spacy package` found the source to need (spacy-transformers) is not needed here.
+    # What `spacy package` found the source to need (torch, transformers) is not needed here.
     runtime.meta["requirements"] = [r for r in nlp.meta.get("requirements", []) if not r.startswith(TRAIN_ONLY)]
     return runtime
 

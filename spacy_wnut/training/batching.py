@@ -45,9 +45,7 @@ def _subword_counter(tokenizer: str) -> Callable[[str], int]:
     from ..ml.backbones import resolve_backbone
     from ..ml.tokenization import NO_LIMIT, SubwordTokenizer
 
-    subwords = SubwordTokenizer.from_hf(
-        AutoTokenizer.from_pretrained(resolve_backbone(tokenizer), use_fast=True), NO_LIMIT
-    )
+    subwords = SubwordTokenizer.from_hf(AutoTokenizer.from_pretrained(resolve_backbone(tokenizer)), NO_LIMIT)
 
     @lru_cache(maxsize=1_000_000)
     def count(text: str) -> int:
