@@ -56,6 +56,7 @@ def run_seed(stack: Stack, seed: int, args: argparse.Namespace) -> Dict:
     """One seed of `stack`'s seed study; RETURNS its run (train seconds, dev and test scores)."""
     work = args.workdir.resolve() / stack.label
     results = work / "results"
+    name = f"{args.name}-{stack.label}".replace(".", "_")  # seeds.py names its files with `with_suffix`
     command = [
         str(stack.python),
         str(stack.tree / "bench" / "seeds.py"),
@@ -63,13 +64,13 @@ def run_seed(stack: Stack, seed: int, args: argparse.Namespace) -> Dict:
         "--backbone", args.backbone,
         "--corpus", str(args.corpus.resolve()),
         "--seeds", str(seed),
-        "--name", f"{args.name}-{stack.label}",
+        "--name", name,
         "--workdir", str(work),
         "--results", str(results),
     ]  # fmt: skip
     with (work / f"seed{seed}.log").open("w") as log:
         subprocess.run(command, cwd=stack.tree, check=True, stdout=log, stderr=subprocess.STDOUT)
-    (written,) = sorted(results.glob(f"*-seeds-{args.name}-{stack.label}.json"))[-1:]
+    (written,) = sorted(results.glob(f"*-seeds-{name}.json"))[-1:]
     return json.loads(written.read_text())["runs"][str(seed)]
 
 

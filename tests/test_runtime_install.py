@@ -19,7 +19,7 @@ from spacy_wnut.tools.scoring import run_evaluation
 from .util import ROOT, TRAIN_DATA, ents_of, train_examples
 
 TEXTS = [text for text, _ in TRAIN_DATA] + ["Tom Hanks loves New York", "NEW YORK!!! @tom http://t.co/x"]
-TRAINING_STACK = ("torch", "transformers", "spacy_transformers")
+TRAINING_STACK = ("torch", "transformers", "safetensors")
 CHECK = """
 import json, sys
 import spacy

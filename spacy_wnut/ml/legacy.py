@@ -35,7 +35,10 @@ class LegacyEncoderWarning(UserWarning):
 
 def spacy_transformers_installed() -> bool:
     """Whether spacy-transformers is installed (its names are then its own, not read here)."""
-    return importlib.util.find_spec("spacy_transformers") is not None
+    try:
+        return importlib.util.find_spec("spacy_transformers") is not None
+    except (ImportError, ValueError):  # a finder that refuses the name: not importable here
+        return False
 
 
 def build_legacy_encoder(
