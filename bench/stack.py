@@ -67,11 +67,22 @@ def run_seed(stack: Stack, seed: int, args: argparse.Namespace) -> Dict:
         "--name", name,
         "--workdir", str(work),
         "--results", str(results),
+        *[arg for item in args.set for arg in ("--set", item)],
     ]  # fmt: skip
     with (work / f"seed{seed}.log").open("w") as log:
         subprocess.run(command, cwd=stack.tree, check=True, stdout=log, stderr=subprocess.STDOUT)
     (written,) = sorted(results.glob(f"*-seeds-{name}.json"))[-1:]
     return json.loads(written.read_text())["runs"][str(seed)]
+
+
+def read_runs(path: Path) -> Dict:
+    """(stack, seed) -> run, from the JSON lines this script printed (other lines are skipped)."""
+    found = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("{"):
+            run = json.loads(line)
+            found[run.pop("stack"), run.pop("seed")] = run
+    return found
 
 
 def summary(runs: Dict[int, Dict]) -> Dict:
@@ -133,15 +144,26 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--name", default="stacks")
     parser.add_argument("--workdir", type=Path, default=Path("training/stacks"))
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for both")
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        help="JSON lines of runs measured earlier by this script (its stdout): those (stack, seed) pairs are "
+        "taken from there, not run again; the order stays alternating",
+    )
     args = parser.parse_args(argv)
     stacks = [Stack.parse(text) for text in args.stack]
     if len(stacks) != 2 or stacks[0].label == stacks[1].label:
         parser.error("--stack: give exactly two stacks with different labels")
     versions = {stack.label: stack.versions() for stack in stacks}
     runs: Dict[str, Dict[int, Dict]] = {stack.label: {} for stack in stacks}
+    earlier = read_runs(args.runs) if args.runs else {}
     for i, seed in enumerate(int(s) for s in args.seeds.split(",")):
         order = stacks if i % 2 == 0 else stacks[::-1]
         for position, stack in enumerate(order, 1):
+            if (stack.label, seed) in earlier:
+                runs[stack.label][seed] = earlier[stack.label, seed]
+                continue
             (args.workdir / stack.label).mkdir(parents=True, exist_ok=True)
             run = run_seed(stack, seed, args)
             runs[stack.label][seed] = {**run, "order": position}

@@ -384,7 +384,7 @@ def tune_bias_cmd(
         model,
         dev,
         output,
-        grid=parse_grid(grid) if grid else None,
+        grid=None if grid is None else parse_grid(grid),
         name=component,
         gold_preproc=not no_gold_preproc,
         batch_size=batch_size,

@@ -124,6 +124,24 @@ def test_label_studio_annotation_updated_last_wins_and_is_counted(tmp_path):
     assert summary.report.repairs == {"several annotations: the one updated last kept": 1}
 
 
+def test_label_studio_updated_at_is_compared_as_a_time_with_its_time_zone(tmp_path):
+    """10:00+05:00 is 05:00 UTC: the correction at 06:00Z came later and must win (as strings it lost)."""
+    earlier = annotation([region(0, 9, "person")], updated="2026-12-02T10:00:00+05:00", aid=1)
+    later = annotation([region(22, 37, "creative-work")], updated="2026-12-02T06:00:00Z", aid=2)
+    path = write(tmp_path, [ls_task([later, earlier])], "export.json")
+    entities, _ = run(path, tmp_path, "label-studio")
+    assert entities == [[("Game of Thrones", "creative-work")]]
+
+
+def test_label_studio_unreadable_updated_at_never_wins_and_is_counted(tmp_path):
+    readable = annotation([region(22, 37, "creative-work")], updated="2026-01-01T00:00:00.123456Z", aid=1)
+    garbage = annotation([region(0, 9, "person")], updated="yesterday-ish", aid=2)
+    path = write(tmp_path, [ls_task([readable, garbage])], "export.json")
+    entities, summary = run(path, tmp_path, "label-studio")
+    assert entities == [[("Game of Thrones", "creative-work")]]
+    assert summary.report.repairs["unreadable updated_at/created_at: ranked below every readable time"] == 1
+
+
 def test_label_studio_cancelled_annotations_do_not_count(tmp_path):
     cancelled = annotation([], updated="2026-01-09T00:00:00Z", aid=2, cancelled=True)
     path = write(

@@ -115,6 +115,39 @@ def test_seed_study_reports_each_seed_and_the_spread(tiny_transformer, tmp_path)
     assert "test F1 over 2 seed(s): mean" in result.stdout
 
 
+def test_stack_comparison_runs_each_stack_per_seed_and_reuses_earlier_runs(tiny_transformer, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs = [eg.reference for eg in train_examples(spacy.blank("en"))]
+    for split in ("train", "dev", "test"):
+        DocBin(docs=docs).to_disk(corpus / f"{split}.spacy")
+    settings = ["training.max_steps=4", "training.eval_frequency=2", "training.max_epochs=0"]
+    settings += ["training.logger.progress_bar=null"]
+    command = [sys.executable, str(BENCH.parent / "stack.py"), "--backbone", str(tiny_transformer)]
+    command += ["--corpus", str(corpus), "--seeds", "0", "--name", "tiny-stacks", "--workdir", str(tmp_path / "work")]
+    command += ["--results", str(tmp_path / "results"), *[a for s in settings for a in ("--set", s)]]
+    here = f"{sys.executable}:{BENCH.parent.parent}"
+    result = subprocess.run(
+        [*command, "--stack", f"a.1={here}", "--stack", f"b={here}"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    payload = json.loads((tmp_path / "results").glob("*-tiny-stacks.json").__next__().read_text())
+    assert set(payload["runs"]) == {"a.1", "b"} and payload["runs"]["b"]["0"]["train_seconds"] > 0
+    assert "test F1, b - a.1:" in result.stdout and "train seconds, b / a.1:" in result.stdout
+    (tmp_path / "runs.jsonl").write_text(result.stdout)
+    logs = sorted((tmp_path / "work").glob("*/seed0.log"))
+    stamps = [log.stat().st_mtime_ns for log in logs]
+    again = subprocess.run(
+        [*command, "--stack", f"a.1={here}", "--stack", f"b={here}", "--runs", str(tmp_path / "runs.jsonl")],
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert len(logs) == 2 and [log.stat().st_mtime_ns for log in logs] == stamps  # nothing ran again
+    rerun = json.loads((tmp_path / "results").glob("*-tiny-stacks.json").__next__().read_text())
+    assert rerun["runs"] == payload["runs"]
+
+
 def test_benchmark_of_a_trained_pipeline_measures_it_and_its_runtime_beside_the_raw_encoder(
     trained_nlp, tiny_transformer, tmp_path
 ):

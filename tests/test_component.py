@@ -76,6 +76,14 @@ def test_pickle_gives_same_predictions(trained_nlp):
     assert ents_of(pickle.loads(pickle.dumps(trained_nlp)).pipe(TEXTS)) == GOLD
 
 
+@pytest.mark.parametrize("batch_subwords", [7, None])
+def test_pickle_keeps_the_engine_settings(trained_nlp, tiny_transformer, batch_subwords):
+    nlp = make_nlp(tiny_transformer, batch_subwords=batch_subwords, n_threads=1)
+    nlp.from_bytes(trained_nlp.to_bytes())
+    runner = pickle.loads(pickle.dumps(nlp)).get_pipe("wnut_ner").engine_runner
+    assert (runner.name, runner.n_threads, runner.batch_subwords) == ("torch", 1, batch_subwords)
+
+
 def test_n_process_2_equals_n_process_1(trained_nlp):
     texts = TEXTS * 3
     one = ents_of(trained_nlp.pipe(texts, n_process=1, batch_size=2))

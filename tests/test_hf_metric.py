@@ -181,6 +181,37 @@ def test_compute_metrics_rejects_a_tag_id_outside_the_label_list():
         compute_metrics(TAGS)((numpy.zeros((1, 2), dtype=int), numpy.array([[0, 7]])))
 
 
+@pytest.mark.parametrize("per_type", [False, True])
+def test_compute_metrics_of_a_batch_without_a_scored_position_is_zero_with_a_warning(per_type):
+    labels = numpy.full((2, 3), -100)
+    with pytest.warns(UserWarning, match="no scored position"):
+        scores = compute_metrics(TAGS, per_type=per_type)((numpy.zeros((2, 3), dtype=int), labels))
+    assert set(scores.values()) == {0.0} and len(scores) == 4
+
+
+def test_compute_metrics_skips_a_row_without_a_scored_position():
+    labels = numpy.array([[-100, -100, -100], [1, 2, 0]])
+    scores = compute_metrics(TAGS)((numpy.array([[3, 3, 3], [1, 2, 0]]), labels))
+    assert scores["f1"] == 1.0 and scores["accuracy"] == 1.0
+
+
+def test_compute_metrics_refuses_an_id2label_with_a_gap():
+    with pytest.raises(InputError, match=r"label_list: ids must be 0..2 without gaps; missing \[2\]"):
+        compute_metrics({0: "O", 1: "B-PER", 3: "I-PER"})
+
+
+def test_compute_metrics_refuses_tags_of_no_scheme():
+    with pytest.raises(InputError, match=r"label_list: \['PER'\] are not O or PREFIX-TYPE tags"):
+        compute_metrics(["O", "PER", "B-LOC"])
+
+
+def test_compute_metrics_refuses_nan_logits():
+    logits = numpy.zeros((1, 2, len(TAGS)))
+    logits[0, 1, 2] = numpy.nan
+    with pytest.raises(InputError, match="predictions: hold NaN or infinite logits"):
+        compute_metrics(TAGS)((logits, numpy.array([[1, 2]])))
+
+
 def test_without_evaluate_the_error_names_the_train_extra(monkeypatch):
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(

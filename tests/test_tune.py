@@ -82,6 +82,27 @@ def test_score_biases_rejects_other_components(trained_nlp):
         score_biases(nlp, [], [0.0])
 
 
+@pytest.mark.parametrize(
+    "text,message",
+    [("", "grid is empty"), (" , ", "grid is empty"), ("1e308", "within ±1000"), ("0,nan", "finite"), ("a", "comma")],
+)
+def test_bad_grid_option_is_refused_naming_it(text, message):
+    from spacy_wnut.training.tune import parse_grid
+
+    with pytest.raises(ConfigError, match=f"--grid: .*{message}"):
+        parse_grid(text)
+
+
+def test_an_empty_grid_option_is_refused_not_replaced_by_the_default(model_dir, tmp_path):
+    result = subprocess.run(
+        wnut_command("tune-bias", model_dir, tmp_path / "dev.spacy", tmp_path / "out", "--grid", ""),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "--grid" in result.stderr and "grid is empty" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_tune_bias_cli_writes_a_pipeline_with_the_chosen_bias(trained_nlp, tmp_path):
     trained_nlp.to_disk(tmp_path / "model")
     DocBin(docs=[eg.reference for eg in train_examples(trained_nlp)]).to_disk(tmp_path / "dev.spacy")

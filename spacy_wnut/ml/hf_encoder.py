@@ -13,7 +13,6 @@ spacy-wnut 0.3 and earlier (spacy-transformers' `TransformerModel.v3`) are
 read by `legacy.py`, with `torch.load(weights_only=True)`.
 """
 
-import json
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
@@ -37,7 +36,6 @@ SpanGetter = Callable[[List[Doc]], List[List[Span]]]
 # What `to_bytes` writes; `from_bytes` refuses anything else by name.
 FORMAT = "spacy_wnut.hf_encoder.v1"
 CONFIG_FILE = "config.json"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 @registry.architectures("spacy_wnut.HFEncoder.v1")
@@ -292,8 +290,3 @@ def _tied_names(module: "torch.nn.Module") -> Dict[str, set]:
         if tensor.numel():
             groups.setdefault((tensor.data_ptr(), tuple(tensor.shape)), set()).add(name)
     return {name: group - {name} for group in groups.values() for name in group}
-
-
-def config_json_of(config_dict: Dict[str, Any]) -> str:
-    """A config dict as `config.json` text, floats exact (stdlib JSON writes `repr`)."""
-    return json.dumps(config_dict, indent=2, sort_keys=True) + "\n"

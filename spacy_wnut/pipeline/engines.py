@@ -312,7 +312,7 @@ class EngineRunner:
             self._pid = os.getpid()
 
     def __getstate__(self) -> dict:
-        return {"name": self.name, "n_threads": self.n_threads}
+        return {"name": self.name, "n_threads": self.n_threads, "batch_subwords": self.batch_subwords}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["name"], state["n_threads"])
+        self.__init__(state["name"], state["n_threads"], state.get("batch_subwords"))

@@ -8,6 +8,8 @@ never consults the hub. On the same entities its overall and per-type P/R/F1
 equal spaCy's scorer (`spacy evaluate`) and `tools.scoring.seqeval_scores`.
 """
 
+import re
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple, Union
 
@@ -44,6 +46,26 @@ def load_seqeval_metric(**kwargs: Any):
     return evaluate.load(seqeval_metric_path(), **kwargs)
 
 
+def check_label_list(label_list: LabelList) -> List[str]:
+    """The tags in id order, refusing an `id2label` whose ids are not 0..N-1 and a tag that is not `O` or
+    `PREFIX-TYPE` (seqeval would score it as a type of its own, without a word).
+
+    RETURNS (List[str]): tag of each id.
+    """
+    if isinstance(label_list, Mapping):
+        ids = sorted(int(i) for i in label_list)
+        if ids != list(range(len(ids))):
+            missing = sorted(set(range(max(ids, default=-1) + 1)) - set(ids))
+            raise InputError("label_list", f"ids must be 0..{len(ids) - 1} without gaps; missing {missing[:5]}")
+        tags = [str(label_list[i] if i in label_list else label_list[str(i)]) for i in ids]
+    else:
+        tags = [str(tag) for tag in label_list]
+    bad = [tag for tag in tags if tag != "O" and not re.match(r"^[BIESLU]-\S", tag)]
+    if bad:
+        raise InputError("label_list", f"{bad[:3]} are not O or PREFIX-TYPE tags (IOB2, IOBES or BILOU)")
+    return tags
+
+
 def strip_ignored(
     predictions: numpy.ndarray, label_ids: numpy.ndarray, label_list: LabelList
 ) -> Tuple[List[List[str]], List[List[str]]]:
@@ -55,13 +77,15 @@ def strip_ignored(
     RETURNS (Tuple[List[List[str]], List[List[str]]]): predicted tags, gold tags.
     """
     predictions, label_ids = numpy.asarray(predictions), numpy.asarray(label_ids)
+    if predictions.dtype.kind == "f" and not numpy.isfinite(predictions).all():
+        raise InputError("predictions", "hold NaN or infinite logits: the model diverged (check the loss)")
     if predictions.ndim == 3:
         predictions = predictions.argmax(axis=-1)
     if predictions.shape != label_ids.shape:
         raise InputError(
             "predictions", f"shape {predictions.shape} does not match the labels' {label_ids.shape} (rows, positions)"
         )
-    tags = [label_list[i] for i in range(len(label_list))]
+    tags = check_label_list(label_list)
     kept = label_ids != IGNORE_INDEX
     for name, ids in (("label_ids", label_ids[kept]), ("predictions", predictions[kept])):
         bad = ids[(ids < 0) | (ids >= len(tags))]
@@ -84,6 +108,7 @@ def compute_metrics(
     RETURNS (Callable[[EvalPrediction], Dict[str, float]]): without `per_type`, `precision`, `recall`,
         `f1` and `accuracy` (the overall scores), as the tutorial returns them.
     """
+    check_label_list(label_list)
     metric = load_seqeval_metric()
 
     def compute(prediction) -> Dict[str, float]:
@@ -91,6 +116,15 @@ def compute_metrics(
         if isinstance(predictions, tuple):  # models that also return hidden states or attentions
             predictions = predictions[0]
         pred_tags, gold_tags = strip_ignored(predictions, label_ids, label_list)
+        # A row with no scored position holds nothing to score (and an empty batch would divide by zero).
+        rows = [i for i, gold in enumerate(gold_tags) if gold]
+        if not rows:
+            warnings.warn(
+                "[spacy_wnut] compute_metrics: no scored position (every label is -100): all scores 0", stacklevel=2
+            )
+            names = ("precision", "recall", "f1", "accuracy")
+            return dict.fromkeys((f"overall_{n}" for n in names) if per_type else names, 0.0)
+        pred_tags, gold_tags = [pred_tags[i] for i in rows], [gold_tags[i] for i in rows]
         results = metric.compute(predictions=pred_tags, references=gold_tags, **metric_kwargs)
         if per_type:
             scores = flatten(results)

@@ -45,14 +45,24 @@ def _docs_before(nlp: Language, name: str, docs: List[Doc]) -> List[Doc]:
     return docs
 
 
+# A float32 log-probability is above -104: a bias beyond this outweighs every one of them (and near
+# float32's limit, 3.4e38, it would overflow to inf in decoding).
+MAX_BIAS = 1000.0
+
+
 def check_grid(grid: Iterable[float]) -> Tuple[float, ...]:
-    """The grid as floats, refusing an empty grid or a value that is not a finite number."""
+    """The grid as floats, refusing an empty grid or a value that is not a finite number within `MAX_BIAS`."""
     values = tuple(float(value) for value in grid)
     if not values:
         raise ConfigError("no bias values to try: the grid is empty")
     bad = [value for value in values if not math.isfinite(value)]
     if bad:
         raise ConfigError(f"bias values must be finite numbers, got {bad}")
+    huge = [value for value in values if abs(value) > MAX_BIAS]
+    if huge:
+        raise ConfigError(
+            f"bias values must lie within ±{MAX_BIAS:g} (beyond, every tag's log-probability is outweighed), got {huge}"
+        )
     return values
 
 

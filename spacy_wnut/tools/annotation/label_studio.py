@@ -16,6 +16,7 @@ older front ends wrote them, are converted and counted.
 """
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 from xml.sax.saxutils import quoteattr
@@ -121,15 +122,16 @@ def read(path: Path, report: ImportReport, *, use_predictions: bool = False) -> 
 
 def _choose(
     item: Dict[str, Any], where: str, report: ImportReport, use_predictions: bool
-) -> Optional[Tuple[Dict[str, Any], str]]:
+) -> Optional[Tuple[Dict[str, Any], Tuple[int, float]]]:
     """The annotation (or prediction) that stands for the task, and its time stamp; None to skip it."""
     annotations = [a for a in item.get("annotations") or item.get("completions") or [] if isinstance(a, dict)]
     live = [a for a in annotations if not (a.get("was_cancelled") or a.get("skipped"))]
     if live:
         if len(live) > 1:
             report.repair("several annotations: the one updated last kept", where)
-        _, chosen = max(enumerate(live), key=lambda pair: (_stamp(pair[1]), pair[0]))
-        return chosen, _stamp(chosen)
+        stamps = [_stamp(annotation, where, report) for annotation in live]
+        best = max(range(len(live)), key=lambda i: (stamps[i], i))
+        return live[best], stamps[best]
     if annotations:
         report.skip("every annotation was cancelled (skipped) by the annotator", where)
         return None
@@ -137,8 +139,9 @@ def _choose(
     predictions = [p for p in listed if isinstance(p, dict)]
     if use_predictions and predictions:
         report.repair("no annotation: the model's prediction taken (--use-predictions)", where)
-        chosen = max(enumerate(predictions), key=lambda pair: (_stamp(pair[1]), pair[0]))[1]
-        return chosen, _stamp(chosen)
+        stamps = [_stamp(prediction, where, report) for prediction in predictions]
+        best = max(range(len(predictions)), key=lambda i: (stamps[i], i))
+        return predictions[best], stamps[best]
     if use_predictions and listed:
         report.skip("no annotation, and the export holds prediction ids, not predictions", where)
     else:
@@ -146,8 +149,26 @@ def _choose(
     return None
 
 
-def _stamp(annotation: Dict[str, Any]) -> str:
-    return str(annotation.get("updated_at") or annotation.get("created_at") or "")
+# Ranks below every real time: an annotation without a readable time stamp never wins over one with.
+NO_TIME: Tuple[int, float] = (0, 0.0)
+
+
+def _stamp(annotation: Dict[str, Any], where: str, report: ImportReport) -> Tuple[int, float]:
+    """When the annotation was last updated, as a sortable `(1, POSIX seconds)` (time zones honoured, a
+    stamp without one read as UTC, as Label Studio writes them); `NO_TIME` for none, or for one that cannot
+    be read (a counted repair)."""
+    raw = annotation.get("updated_at") or annotation.get("created_at")
+    if raw in (None, ""):
+        return NO_TIME
+    text = str(raw).strip()
+    try:
+        when = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
+    except ValueError:
+        report.repair("unreadable updated_at/created_at: ranked below every readable time", where)
+        return NO_TIME
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return (1, when.timestamp())
 
 
 def _spans(result: List[Any], text: str, where: str, report: ImportReport) -> Iterator[ReadSpan]:
