@@ -88,3 +88,17 @@ def test_loading_a_trainable_pipeline_without_the_training_stack_names_the_extra
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else real(name, *a))
     with pytest.raises(MissingExtra, match=rf"trainable pipeline .*needs the package\(s\) {module}.*\[train\]"):
         load_pipeline(model_dir)
+
+
+def test_spacy_load_of_a_trainable_pipeline_without_torch_names_the_extra(model_dir, monkeypatch):
+    """Not only `load_pipeline`: plain `spacy.load` meets the encoder layer, which says what to install."""
+    import importlib.util
+
+    import spacy
+
+    from spacy_wnut.errors import MissingExtra
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    with pytest.raises(MissingExtra, match=r"spacy_wnut\.HFEncoder\.v1 .*needs the package\(s\) torch.*\[train\]"):
+        spacy.load(model_dir)

@@ -23,7 +23,7 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, PyTorchGradScaler, PyTorchShim, get_torch_default_device
 from thinc.types import Floats2d
 
-from ..errors import ConfigError, InputError
+from ..errors import TRAIN_PACKAGES, ConfigError, InputError, require
 from . import windows  # noqa: F401  (creates the span_getters registry the config's get_spans needs)
 from .backbones import resolve_backbone
 from .encoding import EncodedBatch, max_subwords_of
@@ -55,6 +55,7 @@ def build_hf_encoder(
     transformer_config (dict): settings for the encoder's `AutoConfig` (e.g. `{"hidden_dropout_prob": 0.2}`).
     RETURNS (Model[EncodedBatch, Floats2d]): the encoder's rows of an encoded batch.
     """
+    require("the encoder layer spacy_wnut.HFEncoder.v1 (a trainable pipeline)", TRAIN_PACKAGES, "train")
     scaler = dict(grad_scaler_config)
     scaler.setdefault("enabled", mixed_precision)
     shim = HFShim(mixed_precision=mixed_precision, grad_scaler=PyTorchGradScaler(**scaler))
