@@ -48,7 +48,10 @@ class Stack:
         return cls(label, Path(python), Path(tree).resolve())
 
     def versions(self) -> Dict[str, Optional[str]]:
-        done = subprocess.run([str(self.python), "-c", VERSIONS], capture_output=True, text=True, check=True)
+        # In the stack's tree, as its runs are: the tree's own metadata (an editable install's) is found first.
+        done = subprocess.run(
+            [str(self.python), "-c", VERSIONS], cwd=self.tree, capture_output=True, text=True, check=True
+        )
         return json.loads(done.stdout)
 
 

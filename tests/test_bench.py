@@ -1,5 +1,6 @@
 """The benchmark harness in --quick mode, so that it cannot rot (the full run is for people)."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -60,7 +61,10 @@ def test_quick_benchmark_writes_results_table_and_chart(tiny_transformer, tmp_pa
             assert figures["train_seconds"] > 0, name
         if name.startswith("hf-recipe"):  # scored by its compute_metrics through evaluate, offline
             assert set(figures["trainer_dev_scores"]) == {"precision", "recall", "f1", "accuracy"}, name
-    assert set(payload["ratios_ours_over_other"]) == others
+    # spaCy's own transformer + ner needs spacy-transformers, which [train] no longer brings: skipped, with why
+    if importlib.util.find_spec("spacy_transformers") is None:
+        assert "spacy-transformers is not installed" in results["spacy-transformer-ner"].get("skipped", "")
+    assert set(payload["ratios_ours_over_other"]) == {name for name in others if "skipped" not in results[name]}
     ran = {name for name in engines if "skipped" not in results[name]}
     assert set(payload["engines_over_fp32"]) == ran
     assert all(row["speedup_bs64"] > 0 for row in payload["engines_over_fp32"].values())
