@@ -60,7 +60,7 @@ def versions(env_dir: Path) -> Dict[str, str]:
     """name -> version of every distribution in the venv."""
     code = (
         "import importlib.metadata as m, json; "
-        "print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))"
+        "print(json.dumps({d.metadata['Name'].lower().replace('_', '-'): d.version for d in m.distributions()}))"
     )
     done = subprocess.run([str(env_dir / "bin" / "python"), "-c", code], check=True, capture_output=True, text=True)
     return json.loads(done.stdout)

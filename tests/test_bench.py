@@ -16,12 +16,18 @@ from .util import train_examples
 BENCH = Path(__file__).parents[1] / "bench" / "run.py"
 
 
-def test_quick_benchmark_writes_results_table_and_chart(tiny_transformer, tmp_path):
+def tiny_corpus(tmp_path: Path, copies: int = 1) -> Path:
+    """TRAIN_DATA (`copies` times) as train, dev and test DocBins in `tmp_path/corpus`."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    docs = [eg.reference for eg in train_examples(spacy.blank("en"))] * 3
+    docs = [eg.reference for eg in train_examples(spacy.blank("en"))] * copies
     for split in ("train", "dev", "test"):
         DocBin(docs=docs).to_disk(corpus / f"{split}.spacy")
+    return corpus
+
+
+def test_quick_benchmark_writes_results_table_and_chart(tiny_transformer, tmp_path):
+    corpus = tiny_corpus(tmp_path, copies=3)
     result = subprocess.run(
         [
             sys.executable,
@@ -75,11 +81,7 @@ def test_quick_benchmark_writes_results_table_and_chart(tiny_transformer, tmp_pa
 
 
 def test_seed_study_reports_each_seed_and_the_spread(tiny_transformer, tmp_path):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    docs = [eg.reference for eg in train_examples(spacy.blank("en"))]
-    for split in ("train", "dev", "test"):
-        DocBin(docs=docs).to_disk(corpus / f"{split}.spacy")
+    corpus = tiny_corpus(tmp_path)
     settings = {
         "training.max_steps": 20,
         "training.eval_frequency": 10,
@@ -120,11 +122,7 @@ def test_seed_study_reports_each_seed_and_the_spread(tiny_transformer, tmp_path)
 
 
 def test_stack_comparison_runs_each_stack_per_seed_and_reuses_earlier_runs(tiny_transformer, tmp_path):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    docs = [eg.reference for eg in train_examples(spacy.blank("en"))]
-    for split in ("train", "dev", "test"):
-        DocBin(docs=docs).to_disk(corpus / f"{split}.spacy")
+    corpus = tiny_corpus(tmp_path)
     settings = ["training.max_steps=4", "training.eval_frequency=2", "training.max_epochs=0"]
     settings += ["training.logger.progress_bar=null"]
     command = [sys.executable, str(BENCH.parent / "stack.py"), "--backbone", str(tiny_transformer)]
@@ -155,11 +153,7 @@ def test_stack_comparison_runs_each_stack_per_seed_and_reuses_earlier_runs(tiny_
 def test_benchmark_of_a_trained_pipeline_measures_it_and_its_runtime_beside_the_raw_encoder(
     trained_nlp, tiny_transformer, tmp_path
 ):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    docs = [eg.reference for eg in train_examples(spacy.blank("en"))]
-    for split in ("train", "dev", "test"):
-        DocBin(docs=docs).to_disk(corpus / f"{split}.spacy")
+    corpus = tiny_corpus(tmp_path)
     trained_nlp.to_disk(tmp_path / "pipeline")
     command = [sys.executable, str(BENCH), "--backbone", str(tiny_transformer), "--corpus", str(corpus), "--quick"]
     systems = "spacy-wnut,spacy-wnut[runtime],raw-encoder-forward"
