@@ -176,11 +176,9 @@ class HFShim(PyTorchShim):
         with tempfile.TemporaryDirectory() as tmp:
             tokenizer.save_pretrained(tmp)
             files = {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
-        self._set(model, model.config.to_json_string(use_diff=False), files, tokenizer, source=path)
+        self._set(model, model.config.to_json_string(use_diff=False), files, tokenizer)
 
-    def _set(self, model, config_json: str, tokenizer_files: Dict[str, bytes], tokenizer, source: str) -> None:
-        if not getattr(tokenizer, "is_fast", False):
-            raise ConfigError(f"{source}: the encoder needs a fast tokenizer (tokenizer.json); got {type(tokenizer)}")
+    def _set(self, model, config_json: str, tokenizer_files: Dict[str, bytes], tokenizer) -> None:
         model.to(get_torch_default_device())
         self._model = model
         self.config_json = config_json
@@ -224,19 +222,13 @@ class HFShim(PyTorchShim):
             tokenizer = AutoTokenizer.from_pretrained(tmp)
         model = AutoModel.from_config(config)
         load_state(model, weights)
-        self._set(model.eval(), config_json, dict(files), tokenizer, source="the saved encoder")
+        self._set(model.eval(), config_json, dict(files), tokenizer)
 
     def copy(self) -> "HFShim":
         copied = HFShim(self._mixed_precision, PyTorchGradScaler(enabled=self._grad_scaler.enabled))
         if self._model is not None:
             copied.from_bytes(self.to_bytes())
         return copied
-
-    def to_disk(self, path, exclude=tuple()):  # pragma: no cover - Model.to_disk writes to_bytes
-        Path(path).write_bytes(self.to_bytes())
-
-    def from_disk(self, path, exclude=tuple()):  # pragma: no cover
-        return self.from_bytes(Path(path).read_bytes())
 
 
 def check_vocabulary(tokenizer: Any, source: str) -> None:
