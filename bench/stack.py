@@ -108,7 +108,7 @@ def markdown(name: str, stacks: List[Stack], versions: Dict, runs: Dict[str, Dic
         lines.append(f"- **{stack.label}**: {shown}")
     lines += ["", "| seed | stack | order | best step | entity_bias | dev F1 | test P | test R | test F1 | train s |"]
     lines.append("|---|---|---|---|---|---|---|---|---|---|")
-    for seed in runs[first.label]:
+    for seed in sorted(runs[first.label]):
         for stack in stacks:
             run = runs[stack.label][seed]
             test = run["test"]
@@ -128,7 +128,7 @@ def markdown(name: str, stacks: List[Stack], versions: Dict, runs: Dict[str, Dic
     ratio = sums[second.label]["train_seconds_mean"] / sums[first.label]["train_seconds_mean"]
     per_seed = [
         runs[second.label][seed]["train_seconds"] / runs[first.label][seed]["train_seconds"]
-        for seed in runs[first.label]
+        for seed in sorted(runs[first.label])
     ]
     lines.append(f"- test F1, {second.label} - {first.label}: {delta:+.2f} points (goal: within 0.5)")
     lines.append(
