@@ -10,12 +10,18 @@ batching on/off and server/annotate. The clients run in this process, on the sam
 take CPU from the server, so the figures are a lower bound of what the server does alone.
 
 `--memory N` sends N requests (32 clients) to one batching server and samples its RSS every
-`--every` requests: memory must stay flat after warm-up. Everything is bounded in count and time,
-and talks to 127.0.0.1 only.
+`--every` requests: memory must stay flat after warm-up.
+
+`--soak SECONDS` runs one batching server for that long under 32 load clients plus 200 connections
+that never send a request plus 2 clients that send a body a byte a second (each reopened when the
+server closes it): every well-formed request must be answered, the idle ones closed after the
+server's `--read-timeout` (slow bodies with 408), and the RSS (sampled every 5 s) flat.
+Everything is bounded in count and time, and talks to 127.0.0.1 only.
 
     python bench/serve.py --model training/model-tuned --engines torch,onnx
     python bench/serve.py --model training/model-tuned --max-wait-ms 0,2,5,10 --clients 32
     python bench/serve.py --model training/model-tuned --memory 50000
+    python bench/serve.py --model training/model-tuned --soak 60 --requests 0
     python bench/serve.py --model tiny-model --quick
 """
 
@@ -209,6 +215,80 @@ def measure_memory(model: str, args: Sequence[str], texts, n: int, every: int, m
     return {"samples": samples, "peak_rss_mb": peak, "growth_after_warmup_mb": samples[-1]["rss_mb"] - base}
 
 
+async def hostile_clients(port: int, seconds: float, idle: int, slow: int) -> Dict[str, int]:
+    """`idle` connections that never send a request and `slow` clients that send a body a byte a second,
+    each opened again when the server closes it, for `seconds`; what the server did to them."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    seen = {"idle_opened": 0, "idle_closed_by_server": 0, "slow_opened": 0, "slow_408": 0, "slow_closed_by_server": 0}
+    head = b"POST /v1/entities HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n"
+
+    async def idle_connection() -> None:
+        while loop.time() < deadline:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            seen["idle_opened"] += 1
+            try:
+                await asyncio.wait_for(reader.read(), max(0.0, deadline - loop.time()))
+                seen["idle_closed_by_server"] += 1
+            except (asyncio.TimeoutError, ConnectionError):
+                pass
+            finally:
+                writer.close()
+
+    async def slow_body() -> None:
+        while loop.time() < deadline:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            seen["slow_opened"] += 1
+            writer.write(head)
+            try:
+                while loop.time() < deadline:
+                    writer.write(b" ")
+                    await writer.drain()
+                    try:
+                        answer = await asyncio.wait_for(reader.read(65536), 1.0)
+                    except asyncio.TimeoutError:
+                        continue
+                    seen["slow_408" if answer.startswith(b"HTTP/1.1 408") else "slow_closed_by_server"] += 1
+                    break
+            except ConnectionError:
+                seen["slow_closed_by_server"] += 1
+            finally:
+                writer.close()
+
+    await asyncio.gather(*(idle_connection() for _ in range(idle)), *(slow_body() for _ in range(slow)))
+    return seen
+
+
+def measure_soak(model: str, args: Sequence[str], texts, seconds: float, workdir: Path) -> Dict:
+    """One batching server for `seconds`: 32 load clients beside 200 idle connections and 2 slow bodies."""
+    with serving(model, args, workdir) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        samples: List[Dict] = []
+
+        async def sample_rss() -> None:
+            start = time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                samples.append({"seconds": round(time.perf_counter() - start, 1), "rss_mb": server.rss_mb()})
+                await asyncio.sleep(5.0)
+
+        async def everything():
+            return await asyncio.gather(
+                load(server.url, texts, 32, 10**9, seconds), hostile_clients(port, seconds, 200, 2), sample_rss()
+            )
+
+        cell, hostile, _ = asyncio.run(everything())
+        answered = httpx.get(server.url + "/ready", timeout=5).status_code == 200
+    warm = [s["rss_mb"] for s in samples if s["seconds"] >= 10] or [s["rss_mb"] for s in samples]
+    return {
+        "seconds": seconds,
+        "load": cell,
+        "hostile": hostile,
+        "ready_after": answered,
+        "rss_samples": samples,
+        "rss_growth_after_10s_mb": warm[-1] - warm[0],
+    }
+
+
 def markdown(results: Dict) -> str:
     lines = [
         f"Serving on loopback: {results['machine']['cores']} CPU cores ({results['machine']['cpu']}), "
@@ -223,6 +303,20 @@ def markdown(results: Dict) -> str:
             "",
             f"Memory: {last['requests']:,} requests, RSS {first['rss_mb']:.0f} MB at start, {last['rss_mb']:.0f} MB at "
             f"the end, {memory['growth_after_warmup_mb']:+.0f} MB after warm-up; peak {memory['peak_rss_mb']:.0f} MB.",
+        ]
+    soak = results.get("soak")
+    if soak:
+        load, hostile = soak["load"], soak["hostile"]
+        rss = [s["rss_mb"] for s in soak["rss_samples"]]
+        lines += [
+            "",
+            f"Soak, {soak['seconds']:g} s: 32 clients sent {load['requests']:,} requests "
+            f"({load['requests_per_second']:.0f} req/s, p99 {load['p99_ms']:.0f} ms), "
+            f"{load['errors']} not answered 200, "
+            f"beside 200 idle connections ({hostile['idle_opened']} opened, {hostile['idle_closed_by_server']} closed "
+            f"by the server) and 2 slow bodies ({hostile['slow_opened']} opened, {hostile['slow_408']} answered 408, "
+            f"{hostile['slow_closed_by_server']} closed otherwise); ready after: {soak['ready_after']}. RSS "
+            f"{min(rss):.0f}-{max(rss):.0f} MB, {soak['rss_growth_after_10s_mb']:+.1f} MB from 10 s to the end.",
         ]
     errors = sum(c["errors"] for r in results["engines"].values() for s in r["servers"].values() for c in s["cells"])
     lines += ["", f"Non-200 answers: {errors}."]
@@ -300,6 +394,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--memory", type=int, default=0, help="also: RSS over this many requests (e.g. 50000)")
     parser.add_argument("--every", type=int, default=5000, help="--memory: sample the RSS every N requests")
     parser.add_argument("--memory-seconds", type=float, default=1800.0, help="--memory: time limit")
+    parser.add_argument("--soak", type=float, default=0, help="also: a soak of this many seconds (e.g. 60)")
     parser.add_argument("--quick", action="store_true", help="a few requests of a few texts: the harness only")
     parser.add_argument("--results", type=Path, default=None, help="write DATE-serve[-quick].{json,md} here")
     parser.add_argument("--workdir", type=Path, default=None, help="server logs and annotate files (default: temp)")
@@ -344,6 +439,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         results["memory"] = measure_memory(
             str(args.model), server_args, texts, args.memory, args.every, args.memory_seconds, workdir
         )
+    if args.soak:
+        print(f"soak: {args.soak:g} s ...", flush=True)
+        first = [e for e in args.engines.split(",") if e][:1]
+        server_args = (["--engine", first[0]] if first else []) + threads
+        results["soak"] = measure_soak(str(args.model), server_args, texts, args.soak, workdir)
     table = markdown(results)
     print(table)
     if args.results:

@@ -12,6 +12,8 @@ Options follow spaCy's CLI: `--output/-o`, `--code/-c`, `--gpu-id/-g`,
 """
 
 import functools
+import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -759,7 +761,19 @@ def serve_cmd(
     ),
     threads: Optional[int] = Opt(None, "--threads", min=1, help="CPU threads of the forward pass"),
     no_batching: bool = Opt(False, "--no-batching", help="tag one text per nlp call (to compare)"),
-    drain_timeout: int = Opt(30, "--drain-timeout", min=0, help="seconds a stop waits for requests in flight"),
+    drain_timeout: int = Opt(
+        30, "--drain-timeout", min=0, help="seconds a stop waits for requests in flight (then: 503, exit 1)"
+    ),
+    read_timeout: float = Opt(
+        30.0, "--read-timeout", min=0.001, help="seconds to send a request's head, then its body (408)"
+    ),
+    keep_alive_timeout: float = Opt(5.0, "--keep-alive-timeout", min=0.001, help="seconds an idle connection stays"),
+    request_timeout: float = Opt(
+        60.0, "--request-timeout", min=0.001, help="seconds from a request's body to its answer (then 503)"
+    ),
+    max_connections: Optional[int] = Opt(
+        None, "--max-connections", min=1, help="most open connections (default: the open-file limit less 192)"
+    ),
     mmap_threshold: int = Opt(
         1_048_576, "--mmap-threshold", min=0, help="glibc M_MMAP_THRESHOLD in bytes, keeps RSS flat (0: glibc's own)"
     ),
@@ -769,7 +783,7 @@ def serve_cmd(
     access_log: bool = Opt(True, "--access-log/--no-access-log", help="log one line per request"),
 ) -> None:
     """Serve a pipeline over HTTP: POST /v1/entities with dynamic batching; /health, /ready, /metrics, /docs.
-    SIGTERM or SIGINT drains the requests in flight and exits 0."""
+    SIGTERM or SIGINT drains the requests in flight and exits 0 (1 if some got 503 after --drain-timeout)."""
     from .errors import require
 
     require("spacy wnut serve", ["fastapi", "uvicorn", "prometheus_client"], "serve")
@@ -789,9 +803,21 @@ def serve_cmd(
         engine=engine,
         batching=not no_batching,
         drain_timeout=drain_timeout,
+        read_timeout=read_timeout,
+        keep_alive_timeout=keep_alive_timeout,
+        request_timeout=request_timeout,
+        max_connections=max_connections,
         mmap_threshold=mmap_threshold,
     )
-    serve(model, settings, host=host, port=port, access_log=access_log)
+    stopped = serve(model, settings, host=host, port=port, access_log=access_log)
+    status = 1 if stopped.unanswered else 0
+    if stopped.worker_busy:  # a batch nobody waits for: do not wait for it at exit
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    if status:
+        raise typer.Exit(status)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -3,7 +3,8 @@
 It passes docs through, except on marker texts:
 - `RAISE`: raises, as a pipeline that fails on one input would;
 - `HOLD:name`: touches `$SERVE_HOOKS_DIR/name.held`, then waits (in the server's worker thread) until
-  `$SERVE_HOOKS_DIR/name.release` exists, so that a test knows a batch is running and decides when it ends.
+  `$SERVE_HOOKS_DIR/name.release` exists (at most `$SERVE_HOOKS_WAIT_SECONDS`, 30 by default), so that a
+  test knows a batch is running and decides when it ends.
 With `$SERVE_HOOKS_LOAD_GATE` set, making the component waits until that file exists (a slow model load).
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from spacy.language import Language
 
-WAIT_SECONDS = 30.0
+WAIT_SECONDS = float(os.environ.get("SERVE_HOOKS_WAIT_SECONDS", "30"))
 
 
 def wait_for(path: Path) -> None:

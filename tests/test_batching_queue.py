@@ -146,3 +146,23 @@ def test_close_finishes_queued_items_then_refuses_new_ones():
         return await asyncio.gather(*pending)
 
     assert run_with(recorder, scenario) == [["A"], ["B"], ["C"]]
+
+
+def test_abort_fails_queued_and_running_items_at_once_and_close_does_not_wait_for_the_batch():
+    recorder = Recorder()
+
+    async def scenario(batcher):
+        held = await hold(batcher, recorder, "running")
+        queued = asyncio.ensure_future(batcher.submit(["queued-1", "queued-2"]))
+        await asyncio.sleep(0.05)
+        failed = batcher.abort(QueueClosed("drain timeout"))
+        outcomes = await asyncio.wait_for(asyncio.gather(held, queued), 2)
+        with pytest.raises(QueueClosed):
+            await batcher.submit(["late"])
+        await asyncio.wait_for(batcher.close(), 2)  # the batch still runs: close does not wait for it
+        recorder.release.set()
+        return failed, outcomes
+
+    failed, (held, queued) = run_with(recorder, scenario)
+    assert failed == 3
+    assert all(isinstance(o, QueueClosed) and str(o) == "drain timeout" for o in held + queued)

@@ -205,6 +205,20 @@ def test_serve_benchmark_measures_each_setting_and_the_memory(model_dir, tmp_pat
     assert "Memory: 40 requests" in json_path.with_suffix(".md").read_text()
 
 
+def test_serve_soak_answers_every_request_beside_idle_and_slow_connections(model_dir, tmp_path):
+    pytest.importorskip("aiohttp")
+    script = Path(__file__).parents[1] / "bench" / "serve.py"
+    command = [sys.executable, str(script), "--model", str(model_dir), "--quick", "--requests", "0", "--soak", "8"]
+    command += ["--server-args", "--read-timeout 2 --threads 1", "--results", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    [json_path] = tmp_path.glob("*-serve-quick.json")
+    soak = json.loads(json_path.read_text())["soak"]
+    assert soak["load"]["requests"] > 0 and soak["load"]["errors"] == 0 and soak["ready_after"]
+    assert soak["hostile"]["idle_closed_by_server"] >= 200 and soak["hostile"]["slow_408"] >= 2
+    assert "Soak, 8 s" in json_path.with_suffix(".md").read_text()
+
+
 CONFIG = """
 [paths]
 transformer = "org/encoder"

@@ -43,14 +43,14 @@ def free_port() -> int:
 class Server:
     """A `spacy wnut serve` process on a free port of 127.0.0.1, its output in a log file."""
 
-    def __init__(self, model: Path, folder: Path, *args, env=None) -> None:
+    def __init__(self, model: Path, folder: Path, *args, env=None, **popen) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = folder / f"server-{self.port}.log"
         command = wnut_command("serve", model, "--port", self.port, "--code", HOOKS, "--no-access-log", *args)
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+                command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, **popen
             )
 
     def output(self) -> str:
@@ -86,8 +86,8 @@ class Server:
 
 
 @contextmanager
-def running(model: Path, folder: Path, *args, env=None, wait: str = "/ready"):
-    server = Server(model, folder, *args, env=env)
+def running(model: Path, folder: Path, *args, env=None, wait: str = "/ready", **popen):
+    server = Server(model, folder, *args, env=env, **popen)
     try:
         server.wait_for(wait)
         yield server
@@ -213,16 +213,33 @@ BAD_BODIES = [
     (b'["a list"]', 422, "invalid_field", "body"),
     (b'{"text": "ok", "id": 1.5}', 422, "invalid_field", "id"),
     (b'{"text": "lone \\ud800 surrogate"}', 422, "invalid_text", "text"),
+    (b'{"texts": ' + b"[" * 1500 + b"]" * 1500 + b"}", 400, "invalid_json", "body"),  # past the recursion limit
+    ('{"text": "Tom Hanks"}'.encode("utf-16"), 400, "invalid_json", "body"),
+    (b'{"text": "ok", "id": "\\ud800"}', 422, "invalid_field", "id"),
+    (b'{"text": "ok", "id": "a\\r\\nX-Injected: 1"}', 422, "invalid_field", "id"),
+    (b'{"text": "ok", "id": "' + b"i" * 257 + b'"}', 422, "invalid_field", "id"),
 ]
 
 
 @pytest.mark.parametrize(
-    "body,status,kind,field", BAD_BODIES, ids=[b[0].decode("utf-8", "replace") for b in BAD_BODIES]
+    "body,status,kind,field", BAD_BODIES, ids=[b[0][:40].decode("utf-8", "replace") for b in BAD_BODIES]
 )
 def test_bad_body_is_refused_with_the_field_named(server, body, status, kind, field):
     response = post(server.url, content=body, headers={"content-type": "application/json"})
     assert response.status_code == status, response.text
     assert error_of(response)["type"] == kind and error_of(response)["field"] == field
+
+
+@pytest.mark.parametrize("request_id", ["日本", "🎬 clip", "100% sure", "ok-1", 2**62])
+def test_any_id_is_answered_and_carried_percent_encoded_in_its_header(server, request_id):
+    from urllib.parse import unquote
+
+    response = post(server.url, json={"text": "Tom Hanks", "id": request_id})
+    assert response.status_code == 200 and response.json()["id"] == request_id
+    header = response.headers["x-request-id"]
+    assert header.isascii() and header.isprintable() and unquote(header) == str(request_id)
+    if request_id in ("ok-1", 2**62):
+        assert header == str(request_id)
 
 
 def test_body_read_as_json_whatever_its_content_type(server):
@@ -443,6 +460,171 @@ def test_cli_defaults_are_the_settings_defaults():
         "max_texts",
         "max_body_bytes",
         "drain_timeout",
+        "read_timeout",
+        "keep_alive_timeout",
+        "request_timeout",
+        "max_connections",
         "mmap_threshold",
     ):
         assert params[name] == getattr(settings, name), name
+
+
+def raw_connection(server: Server) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=10)
+
+
+def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
+    """What the server sends until it closes the connection; fails if it is still open after `timeout`."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    except ConnectionResetError:
+        return data
+    except socket.timeout:
+        raise AssertionError(f"the connection is still open after {timeout} s (received {data[:200]!r})") from None
+    finally:
+        sock.close()
+
+
+HEAD = b"POST /v1/entities HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+
+
+def test_connections_that_send_no_complete_request_are_closed_after_the_read_timeout(hooks_model, tmp_path):
+    with running(hooks_model, tmp_path, "--read-timeout", "1", "--keep-alive-timeout", "1") as server:
+        idle = [raw_connection(server) for _ in range(20)]
+        slow_head = raw_connection(server)
+        slow_head.sendall(HEAD)  # the head never ends
+        slow_body = raw_connection(server)
+        slow_body.sendall(HEAD + b'Content-Length: 100\r\n\r\n{"text": ')
+        kept_alive = raw_connection(server)
+        body = b'{"text": "Tom Hanks"}'
+        kept_alive.sendall(HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        start = time.monotonic()
+        assert all(read_until_closed(sock, 10) == b"" for sock in [*idle, slow_head])
+        late = read_until_closed(slow_body, 10)
+        assert late.startswith(b"HTTP/1.1 408") and b'"timeout"' in late and b"--read-timeout" in late
+        answered = read_until_closed(kept_alive, 10)  # answered, then closed once idle for 1 s
+        assert answered.startswith(b"HTTP/1.1 200") and b"Tom Hanks" in answered
+        assert time.monotonic() - start < 15  # read timeout 1 s (a loaded machine is slow to close 20)
+        assert server.metric('spacy_wnut_connections_closed_total{reason="head_timeout"}') == 21
+        assert post(server.url, json={"text": "Tom Hanks"}).status_code == 200
+        assert server.metric('spacy_wnut_requests_total{status="408"}') == 1
+
+
+def test_idle_connections_past_the_open_file_limit_do_not_stop_the_server(hooks_model, tmp_path):
+    import resource
+
+    def small_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    with running(hooks_model, tmp_path, preexec_fn=small_limit) as server:
+        idle = [raw_connection(server) for _ in range(300)]  # more than the server has file descriptors
+        try:
+            answer = post(server.url, json={"text": "Tom Hanks"})
+            assert answer.status_code == 200 and answer.json()["results"][0]["entities"]
+            assert server.metric('spacy_wnut_connections_closed_total{reason="idle_for_room"}') >= 200
+        finally:
+            for sock in idle:
+                sock.close()
+    log = server.output()
+    assert "out of system resource" not in log and log.count("closed the longest idle one") <= 2
+
+
+def test_client_gone_mid_body_is_counted_499(server):
+    gone_before, failed_before = (server.metric(f'spacy_wnut_requests_total{{status="{s}"}}') for s in (499, 500))
+    sock = raw_connection(server)
+    sock.sendall(HEAD + b'Content-Length: 100\r\n\r\n{"text": ')
+    sock.close()
+    server.wait_for_metric('spacy_wnut_requests_total{status="499"}', gone_before + 1)
+    assert server.metric('spacy_wnut_requests_total{status="500"}') == failed_before
+
+
+def test_request_past_its_deadline_is_503_and_a_client_that_leaves_has_its_texts_dropped(hooks_model, tmp_path):
+    env = {"SERVE_HOOKS_DIR": str(tmp_path)}
+    with running(hooks_model, tmp_path, "--request-timeout", "2", env=env) as server:
+        batches_before = server.metric("spacy_wnut_batch_size_count")
+
+        async def scenario():
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+                held = asyncio.ensure_future(http.post("/v1/entities", json={"text": "HOLD:deadline", "id": "held"}))
+                await asyncio.to_thread(wait_for_file, tmp_path / "deadline.held")
+                async with httpx.AsyncClient(base_url=server.url, timeout=0.5) as impatient:
+                    with pytest.raises(httpx.ReadTimeout):
+                        await impatient.post("/v1/entities", json={"texts": ["left behind"] * 8})
+                await asyncio.to_thread(server.wait_for_metric, 'spacy_wnut_requests_total{status="499"}', 1)
+                answer = await held
+                (tmp_path / "deadline.release").touch()
+                return answer
+
+        held = asyncio.run(scenario())
+        assert held.status_code == 503 and error_of(held)["type"] == "timeout" and held.json()["id"] == "held"
+        server.wait_for_metric("spacy_wnut_queue_depth", 0)
+        assert post(server.url, json={"text": "Tom Hanks"}).status_code == 200
+        # the held batch and the last request's: the 8 texts of the client that left were never tagged
+        assert server.metric("spacy_wnut_batch_size_count") - batches_before == 2
+        assert server.metric("spacy_wnut_batch_size_sum") == pytest.approx(2)
+
+
+@pytest.mark.parametrize("second_sigint", [False, True], ids=["drain-timeout", "second-SIGINT"])
+def test_stop_answers_503_to_what_is_left_after_the_drain_timeout_and_exits_1(hooks_model, tmp_path, second_sigint):
+    drain = "60" if second_sigint else "2"
+    env = {"SERVE_HOOKS_DIR": str(tmp_path), "SERVE_HOOKS_WAIT_SECONDS": "300"}  # the held batch never ends
+    server = Server(hooks_model, tmp_path, "--drain-timeout", drain, env=env)
+    try:
+        server.wait_for("/ready")
+
+        async def scenario():
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+                held = asyncio.ensure_future(http.post("/v1/entities", json={"text": "HOLD:drain", "id": "held"}))
+                await asyncio.to_thread(wait_for_file, tmp_path / "drain.held")
+                queued = asyncio.ensure_future(http.post("/v1/entities", json={"texts": TEXTS, "id": "queued"}))
+                await asyncio.to_thread(server.wait_for_metric, "spacy_wnut_queue_depth", len(TEXTS))
+                signalled = time.monotonic()
+                server.proc.send_signal(signal.SIGINT if second_sigint else signal.SIGTERM)
+                if second_sigint:
+                    await asyncio.sleep(0.5)
+                    server.proc.send_signal(signal.SIGINT)
+                answers = await asyncio.gather(held, queued)
+                return answers, signalled
+
+        answers, signalled = asyncio.run(scenario())
+        status = server.proc.wait(60)  # the held batch runs 300 s: the process does not wait for it
+        stopped_after = time.monotonic() - signalled
+    finally:
+        server.stop()
+    for answer, request_id in zip(answers, ["held", "queued"]):
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+        assert error_of(answer)["type"] == "shutting_down" and answer.json()["id"] == request_id
+        assert error_of(answer)["message"].startswith("the server is stopping: ")
+    assert status == 1 and stopped_after < 30  # seconds after the signal: drain 2 s, or at once
+    log = server.output()
+    reason = "stopped at once by a second SIGINT" if second_sigint else "not tagged within --drain-timeout 2 s"
+    assert f"2 request(s) in flight got 503 instead of their answer ({reason})" in log
+    assert "Traceback" not in log and "CancelledError" not in log
+
+
+def test_port_in_use_is_one_line_before_the_pipeline_loads(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            wnut_command("serve", tmp_path / "no-such-model", "--port", port),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("✘") and f"--port {port}" in last and "in use" in last
+    assert "no-such-model" not in result.stderr  # refused before the pipeline was looked for
+
+
+def test_unknown_engine_is_refused_before_serving(tmp_path, capsys):
+    assert main(["serve", str(tmp_path), "--engine", "bogus"]) == 1
+    assert "--engine 'bogus': must be one of torch" in capsys.readouterr().err

@@ -13,6 +13,8 @@ pass uses its own threads). Each request gets back its own results, in order.
   every other request keeps its results.
 - Items of a request that was cancelled (its waiting `submit` was cancelled) are skipped.
 - `close` refuses new items, finishes everything queued, then stops the worker.
+- `abort` fails every item not yet answered at once, queued or in the running batch (a stop whose
+  drain time is over); the running `process` call cannot be interrupted, its results are dropped.
 """
 
 import asyncio
@@ -65,6 +67,8 @@ class DynamicBatcher(Generic[T, R]):
         self._filled = asyncio.Event()
         self._wanted = 0
         self._closed = False
+        self._aborted = False
+        self._running: List[Tuple[T, asyncio.Future, float]] = []
         self._worker: Optional[asyncio.Task] = None
 
     @property
@@ -108,10 +112,31 @@ class DynamicBatcher(Generic[T, R]):
             self._filled.set()
         return await asyncio.gather(*futures, return_exceptions=True)
 
+    def abort(self, error: BaseException) -> int:
+        """Take no new items and fail every item not answered yet with `error`.
+
+        error (BaseException): what each waiting `submit` gets, in its item's place.
+        RETURNS (int): the number of items failed.
+        """
+        self._closed = self._aborted = True
+        failed = 0
+        while not self._queue.empty():
+            _, future, _ = self._queue.get_nowait()
+            self._queue.task_done()
+            if not future.done():
+                future.set_exception(error)
+                failed += 1
+        for _, future, _ in self._running:
+            if not future.done():
+                future.set_exception(error)
+                failed += 1
+        return failed
+
     async def close(self) -> None:
-        """Take no new items, finish the queued ones, stop the worker."""
+        """Take no new items, finish the queued ones (unless aborted), stop the worker."""
         self._closed = True
-        await self._queue.join()
+        if not self._aborted:
+            await self._queue.join()
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
@@ -146,6 +171,7 @@ class DynamicBatcher(Generic[T, R]):
         if not batch:
             return
         start = time.perf_counter()
+        self._running = batch
         try:
             outcomes = await loop.run_in_executor(self.executor, self._process_each, [entry[0] for entry in batch])
         except asyncio.CancelledError:
@@ -155,6 +181,7 @@ class DynamicBatcher(Generic[T, R]):
         except Exception as err:  # the executor itself failed: every item of the batch gets the error
             outcomes = [err] * len(batch)
         finally:
+            self._running = []
             if self.on_batch is not None:
                 self.on_batch(len(batch), time.perf_counter() - start)
         for (_, future, _), outcome in zip(batch, outcomes):
