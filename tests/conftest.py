@@ -4,7 +4,12 @@ Helpers that tests call directly live in `util.py`.
 """
 
 import os
+import shutil
+import subprocess
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -185,3 +190,45 @@ def tiny_mpnet(tmp_path_factory) -> Path:
     )
     MPNetModel(config).save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def read_only_dir(tmp_path) -> Iterator[Path]:
+    """A folder nothing can be created in, even by root: a read-only tmpfs mounted there (as root), or a
+    folder of mode 0o555 (as any other user)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    with mounted_tmpfs(folder, "ro,size=1m"):
+        yield folder
+
+
+@pytest.fixture
+def other_file_system(tmp_path) -> Iterator[Path]:
+    """An empty folder on another file system than `tmp_path` (a rename across them fails with EXDEV)."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK) and os.stat(shm).st_dev != os.stat(tmp_path).st_dev:
+        folder = Path(tempfile.mkdtemp(dir=shm))
+        yield folder
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    folder = tmp_path / "other-fs"
+    folder.mkdir()
+    with mounted_tmpfs(folder, "size=8m"):
+        yield folder
+
+
+@contextmanager
+def mounted_tmpfs(folder: Path, options: str) -> Iterator[None]:
+    """A tmpfs mounted on `folder` for the block; the test is skipped where mounting is not allowed."""
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"needs a tmpfs mount, which is not allowed here: {done.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)

@@ -486,3 +486,52 @@ def test_jsonl_output_is_standard_json_with_line_separators_escaped(model_dir, t
     assert "NaN" not in raw and "Infinity" not in raw
     (record,) = [json.loads(line) for line in raw.splitlines()]
     assert record["text"] == "Tom Hanks\u2028rocks\u2029here" and record["weight"] is None and record["big"] is None
+
+
+def test_a_link_to_another_file_system_is_replaced_there_and_its_partial_lives_beside_the_target(
+    model_dir, tmp_path, other_file_system
+):
+    target = other_file_system / "real.jsonl"
+    link = tmp_path / "out.jsonl"
+    link.symlink_to(target)  # dangling until the run is complete
+    lines = [json.dumps({"text": t}) for t in TEXTS] + ["{broken"]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match="invalid JSON"):
+        annotate(model_dir, source, link, progress=False)
+    assert (other_file_system / "real.jsonl.partial").is_file() and not (tmp_path / "out.jsonl.partial").exists()
+    source.write_text("\n".join(lines[:-1]) + "\n")
+    annotate(model_dir, source, link, progress=False, resume=True)
+    assert link.is_symlink() and entity_triples(read_jsonl(target)) == GOLD
+    assert sorted(p.name for p in other_file_system.iterdir()) == ["real.jsonl"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".spacy"])
+def test_an_output_in_a_read_only_folder_is_one_line(model_dir, tmp_path, read_only_dir, suffix):
+    source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
+    out = read_only_dir / f"out{suffix}"
+    result = subprocess.run(
+        wnut_command("annotate", model_dir, source, out, "--no-progress"), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("✘")]
+    assert f"{out}.partial: cannot create the partial output there" in line and f"{read_only_dir} must be" in line
+
+
+def test_dev_stdout_redirected_to_a_file_is_written_to_not_beside(model_dir, tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
+    redirected = tmp_path / "redirected.jsonl"
+    with redirected.open("w") as stdout:
+        stdout.write(json.dumps({"text": "written before", "entities": []}) + "\n")
+        stdout.flush()
+        result = subprocess.run(
+            wnut_command("annotate", model_dir, source, "/dev/stdout", "--no-progress"),
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+    assert result.returncode == 0, result.stderr  # no --overwrite: a stream holds no earlier result
+    records = read_jsonl(redirected)
+    assert records[0]["text"] == "written before" and entity_triples(records[1:]) == GOLD
+    assert not os.path.exists("/dev/stdout.partial") and not os.path.exists("/dev/stdout.partial.json")

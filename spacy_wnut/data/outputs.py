@@ -6,8 +6,10 @@ was and never a truncated file under the final name. What is at the output
 path is never destroyed by accident:
 - an existing output is replaced only with `overwrite`, and a file is never
   replaced by a directory or the reverse (that is refused, saying which is which);
-- a stream (`-` for stdout, a FIFO, a character device such as `/dev/stdout`)
-  is written to directly, never replaced by a file;
+- a stream (`-` for stdout, a name of this process's stdout such as
+  `/dev/stdout` or `/dev/fd/1` even where it is redirected to a file, a FIFO, a
+  character device) is written to directly, never replaced by a file and
+  nothing made beside it;
 - a symbolic link is followed: the file or directory it points to is replaced
   (atomically, beside it) and the link stays.
 """
@@ -31,9 +33,15 @@ FILE, DIRECTORY = "file", "directory"
 FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
+# Names of an open file descriptor: what they lead to is written to, never replaced.
+DESCRIPTOR_NAMES = ("/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/self/fd/")
+
+
 def is_stream(path: PathLike) -> bool:
-    """Whether writing to `path` writes to a stream: `-` (stdout), or, links followed, a FIFO or a character device."""
-    if str(path) == STDOUT:
+    """Whether writing to `path` writes to a stream: `-` or another name of stdout, a name of an open
+    file descriptor (`/dev/fd/N`), or, links followed, a FIFO or a character device."""
+    text = str(path)
+    if text == STDOUT or text.startswith(DESCRIPTOR_NAMES) or is_stdout(path):
         return True
     try:
         mode = os.stat(path).st_mode
@@ -163,7 +171,7 @@ def _within(name: object, tmp: Path) -> bool:
 def open_stream(path: PathLike, mode: str = "w"):
     """A stream output opened for writing (`-` is stdout, which is not closed with the returned file)."""
     binary = "b" in mode
-    if str(path) == STDOUT:
+    if is_stdout(path):  # write where stdout is (a redirected file: at its offset, not truncated)
         sys.stdout.flush()
         stdout = sys.stdout.buffer if binary else sys.stdout
         return os.fdopen(os.dup(stdout.fileno()), mode, **({} if binary else {"encoding": "utf-8"}))

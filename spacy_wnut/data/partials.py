@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Union
 
 from ..errors import OutputError
-from .outputs import DIRECTORY, FILE, PathLike, atomic_path, check_output, replace
+from .outputs import DIRECTORY, FILE, PathLike, atomic_path, check_output, replace, target_of
 
 PARTIAL_SUFFIX = ".partial"
 INFO_SUFFIX = ".json"
@@ -30,8 +30,9 @@ INFO_FORMAT = "spacy-wnut partial output v1"
 
 
 def partial_path(output: PathLike) -> Path:
-    """Where a run writes before its output is complete."""
-    output = Path(output)
+    """Where a run writes before its output is complete: beside the output, or beside what it links
+    to (so that the final rename stays on one file system)."""
+    output = target_of(output)
     return output.with_name(output.name + PARTIAL_SUFFIX)
 
 
@@ -146,7 +147,10 @@ def claim(
     partial = partial_path(output)
     check_output(partial, inputs, overwrite=True, kind=kind)
     if partial.exists():
-        fd = _lock(partial)
+        try:
+            fd = _lock(partial)
+        except OSError as err:
+            raise OutputError(f"{partial}: cannot open it to lock it ({err.strerror or err})") from None
         if fd is None:
             raise _busy(partial)
         if resume:
@@ -161,12 +165,18 @@ def claim(
         return Partial(partial, kind, False, fd)
     if resume:
         raise OutputError(f"{partial}: no interrupted run to resume (run without --resume)")
-    if kind == DIRECTORY:
-        partial.mkdir(parents=True, exist_ok=True)
-    else:
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(partial, os.O_CREAT | os.O_WRONLY, 0o666))
-    fd = _lock(partial)
+    try:
+        if kind == DIRECTORY:
+            partial.mkdir(parents=True, exist_ok=True)
+        else:
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(partial, os.O_CREAT | os.O_WRONLY, 0o666))
+        fd = _lock(partial)
+    except OSError as err:
+        raise OutputError(
+            f"{partial}: cannot create the partial output there ({err.strerror or err}); "
+            f"the output's folder {partial.parent} must be writable"
+        ) from None
     if fd is None:  # another run created it at the same moment
         raise _busy(partial)
     return Partial(partial, kind, False, fd)
