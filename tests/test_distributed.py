@@ -2,6 +2,7 @@
 bad records and pipeline failures as error records, sums checked, a dying worker survived."""
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -215,3 +216,52 @@ def test_a_corrupt_parquet_file_is_named(model_dir, tmp_path):
     with pytest.raises(InputError, match=r"in\.parquet: not a readable Parquet file"):
         annotate_ray(model_dir, tmp_path / "in.parquet", tmp_path / "out")
     assert not (tmp_path / "out.partial").exists()
+
+
+def test_listeners_of_reads_the_listening_sockets_of_a_process_tree():
+    import sys
+
+    from spacy_wnut.tools.listening import listeners_of
+
+    code = (
+        "import socket, sys, time\n"
+        "socks = [socket.socket(), socket.socket()]\n"
+        "socks[0].bind(('127.0.0.1', 0)); socks[1].bind(('0.0.0.0', 0))\n"
+        "[s.listen() for s in socks]\n"
+        "print(socks[0].getsockname()[1], socks[1].getsockname()[1], flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        loopback, wildcard = map(int, child.stdout.readline().split())
+        found = {listener.port: listener for listener in listeners_of(child.pid)}
+    finally:
+        child.kill()
+        child.wait()
+    assert found[loopback].address == "127.0.0.1" and found[loopback].loopback_only
+    assert found[wildcard].address == "0.0.0.0" and not found[wildcard].loopback_only
+    assert found[wildcard].pid == child.pid
+
+
+def test_a_local_ray_cluster_warns_exactly_when_it_listens_beyond_loopback():
+    import sys
+
+    code = (
+        "import json, os, warnings\n"
+        "from spacy_wnut.tools.distributed import start_ray\n"
+        "from spacy_wnut.tools.listening import listeners_of\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    start_ray(None, num_cpus=1)\n"
+        "exposed = [str(l) for l in listeners_of(os.getpid()) if not l.loopback_only]\n"
+        "print(json.dumps({'warnings': [str(w.message) for w in caught if 'beyond loopback' in str(w.message)],"
+        " 'exposed': exposed}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    if seen["exposed"]:  # Ray 2.60: gcs_server, raylet and workers on every interface
+        (message,) = seen["warnings"]  # (workers may start later: the count is of those up at the start)
+        assert re.search(r"listens on [1-9]\d* sockets beyond loopback, e\.g\. \S+:\d+ \(", message), message
+    else:
+        assert seen["warnings"] == []

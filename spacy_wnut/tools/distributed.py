@@ -325,9 +325,12 @@ class BatchTagger:
 
 
 def start_ray(address: Optional[str], num_cpus: Optional[int] = None) -> float:
-    """Join the cluster at `address` (`auto`, `ray://host:port`), or start a local one on loopback
-    without dashboard; returns the seconds it took."""
+    """Join the cluster at `address` (`auto`, `ray://host:port`), or start a local one without dashboard;
+    returns the seconds it took. A local cluster that listens beyond loopback is warned of, with where
+    (Ray 2.60 rewrites 127.0.0.1 to the machine's address and listens on every interface)."""
     import ray
+
+    from .listening import listeners_of
 
     start = time.perf_counter()
     if ray.is_initialized():
@@ -335,15 +338,30 @@ def start_ray(address: Optional[str], num_cpus: Optional[int] = None) -> float:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address:
         ray.init(address=address, logging_level="ERROR", log_to_driver=False)
-    else:
-        ray.init(
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            logging_level="ERROR",
-            log_to_driver=False,
+        return time.perf_counter() - start
+    before = set(listeners_of(os.getpid()))
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        logging_level="ERROR",
+        log_to_driver=False,
+    )
+    exposed = [found for found in listeners_of(os.getpid()) if found not in before and not found.loopback_only]
+    if exposed:
+        warnings.warn(
+            f"the local Ray cluster listens on {len(exposed)} sockets beyond loopback, e.g. {exposed[0]}: Ray "
+            f"{ray.__version__} has no setting to keep them on 127.0.0.1. On a machine reachable from an untrusted "
+            "network, annotate without --ray, firewall these ports, or use --ray-address with a cluster in a "
+            "trusted network",
+            RayExposedWarning,
+            stacklevel=2,
         )
     return time.perf_counter() - start
+
+
+class RayExposedWarning(UserWarning):
+    """A local Ray cluster that other machines can reach."""
 
 
 def count_output_records(output: Path, fmt: str) -> Tuple[int, int]:
