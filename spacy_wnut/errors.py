@@ -42,6 +42,25 @@ class MissingExtra(MissingPackage):
         super().__init__(f"{feature} needs the package(s) {names}: pip install 'spacy-wnut[{extra}]'")
 
 
+def describe_config_error(err: Exception, section: str = "") -> str:
+    """One line for a confection `ConfigValidationError`: each wrong key and what is wrong with it.
+
+    err (ConfigValidationError): the error (its `errors` and `title`).
+    section (str): the section that was validated, put before each key (e.g. `training`).
+    RETURNS (str): e.g. `training.max_steps: Input should be a valid integer`.
+    """
+    prefix = [section] if section else []
+    problems = [
+        f"{'.'.join(map(str, [*prefix, *e.get('loc', ())])) or '?'}: {e.get('msg', 'invalid')}"
+        for e in getattr(err, "errors", None) or []
+    ]
+    if problems:
+        return "; ".join(problems)
+    generic = ("Config validation error", "Make sure the sections and values are formatted correctly.")
+    lines = [line.strip() for line in str(err).splitlines() if line.strip() and line.strip() not in generic]
+    return " ".join(lines) or type(err).__name__
+
+
 def require(feature: str, packages, extra: str) -> None:
     """Raise `MissingExtra` if any of `packages` (import names) is not installed.
 

@@ -247,3 +247,111 @@ def test_evaluate_takes_o_for_its_output(cli, model_dir, gold, tmp_path):
     assert result.returncode == 0 and (tmp_path / "m.json").exists(), result.stderr
     again = cli("evaluate", model_dir, gold, "-o", tmp_path / "m.json", "--no-progress")
     assert again.returncode == 1 and "m.json: already exists; pass --overwrite" in again.stderr
+
+
+@pytest.fixture
+def selected_pipeline(trained_nlp, tmp_path):
+    """A pipeline as `spacy train` selects it: the training step recorded in its meta."""
+    trained_nlp.meta["spacy_wnut_training"] = {"step": 50, "epoch": 3}
+    trained_nlp.to_disk(tmp_path / "selected")
+    del trained_nlp.meta["spacy_wnut_training"]
+    return tmp_path / "selected"
+
+
+TRAIN_FINAL_MISTAKES = {
+    "missing config": ([], "missing.cfg: no such config file"),
+    "max_steps not a number": (["--training.max_steps", "abc"], "training.optimizer.learn_rate.max_steps"),
+    "unknown override": (["--training.max_stepz", "5"], "--training.max_stepz: no such setting in"),
+    "config without the component": ([], "no [components.wnut_ner] with factory wnut_ner"),
+    "empty DocBin": ([], "--train: no documents to train on"),
+    "not a DocBin in the folder": ([], "not a readable spaCy DocBin"),
+}
+
+
+@pytest.mark.parametrize("case", list(TRAIN_FINAL_MISTAKES))
+def test_train_final_mistakes_are_one_line(cli, selected_pipeline, tiny_transformer, tmp_path, case):
+    from pathlib import Path
+
+    extra, message = TRAIN_FINAL_MISTAKES[case]
+    config = Path(__file__).parents[1] / "configs" / "distilbert.cfg"
+    if case == "missing config":
+        config = tmp_path / "missing.cfg"
+    elif case == "config without the component":
+        text = config.read_text().replace("components.wnut_ner", "components.other").replace('"wnut_ner"', '"other"')
+        config = tmp_path / "other.cfg"
+        config.write_text(text)
+    train = tmp_path / "train"
+    train.mkdir()
+    if case == "not a DocBin in the folder":
+        DocBin(docs=[spacy.blank("en")("Tom Hanks")]).to_disk(train / "a.spacy")
+        (train / "b.spacy").write_bytes(b"\x89PNG not a DocBin")
+    else:
+        DocBin().to_disk(train / "a.spacy")
+    result = cli(
+        "train-final", config, selected_pipeline, tmp_path / "out", "--train", train, "--dev", train / "a.spacy",
+        "--paths.transformer", tiny_transformer, *extra,
+    )  # fmt: skip
+    assert result.returncode == 1 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_train_final_past_the_schedules_end_warns(selected_pipeline, tiny_transformer, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from spacy_wnut.training.train_final import train_final
+
+    class Trained(Exception):
+        pass
+
+    def fake_train(*args, **kwargs):
+        raise Trained  # what comes before training is what is tested
+
+    monkeypatch.setattr("spacy.cli.train.train", fake_train)
+    DocBin(docs=[spacy.blank("en")("Tom Hanks")]).to_disk(tmp_path / "one.spacy")
+    config = Path(__file__).parents[1] / "configs" / "distilbert.cfg"
+    overrides = {"paths.transformer": str(tiny_transformer), "training.optimizer.learn_rate.total_steps": 40}
+    with pytest.warns(UserWarning, match=r"the selected step 50 is past the end of .* schedule \(40 steps\)"):
+        with pytest.raises(Trained):
+            train_final(config, selected_pipeline, tmp_path / "out", [tmp_path / "one.spacy"], tmp_path / "one.spacy",
+                        overrides=overrides)  # fmt: skip
+
+
+def test_export_tasks_with_an_unknown_selection_or_a_json_array_into_jsonl_is_one_line(cli, model_dir, tmp_path):
+    (tmp_path / "in.txt").write_text("Tom Hanks\n")
+    result = cli("export-tasks", model_dir, tmp_path / "in.txt", tmp_path / "t.json", "--format", "label-studio",
+                 "--select", "bogus")  # fmt: skip
+    assert result.returncode == 1 and "--select must be one of uncertain, random, all, got 'bogus'" in result.stderr
+    result = cli("export-tasks", model_dir, tmp_path / "in.txt", tmp_path / "t.jsonl", "--format", "label-studio")
+    assert result.returncode == 1 and "t.jsonl: --format label-studio writes one JSON array; name the output .json" in (
+        result.stderr
+    )
+    result = cli("export-tasks", model_dir, tmp_path / "in.txt", tmp_path / "t.json", "--format", "doccano")
+    assert result.returncode == 1 and "--format doccano writes JSON lines; name the output .jsonl" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+
+
+def test_a_garbage_pipeline_config_is_one_line_naming_it(cli, model_dir, tmp_path):
+    shutil.copytree(model_dir, tmp_path / "model")
+    (tmp_path / "model" / "config.cfg").write_text("[nlp\nlang = en\n")
+    (tmp_path / "in.txt").write_text("Tom Hanks\n")
+    result = cli("annotate", tmp_path / "model", tmp_path / "in.txt", tmp_path / "out.jsonl", "--no-progress")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{tmp_path / 'model' / 'config.cfg'}: not a valid pipeline config" in result.stderr
+
+
+def test_fetch_into_a_file_or_a_read_only_folder_is_one_line(cli, tmp_path, read_only_dir):
+    (tmp_path / "a-file").write_text("")
+    result = cli("fetch", tmp_path / "a-file", "--mirror", tmp_path)
+    assert result.returncode == 1 and f"{tmp_path / 'a-file'}: cannot write the WNUT 17 files there (is a file" in (
+        result.stderr
+    )
+    result = cli("fetch", read_only_dir / "assets", "--mirror", tmp_path)
+    assert result.returncode == 1 and f"{read_only_dir / 'assets'}: cannot write the WNUT 17 files there" in (
+        result.stderr
+    )
+
+
+def test_convert_names_binary_input_as_binary(cli, tmp_path):
+    (tmp_path / "train.conll").write_bytes("Tom\tB-person\nHanks\tI-person\n".encode("utf-16"))
+    result = cli("convert", tmp_path / "train.conll", tmp_path / "out.spacy")
+    assert result.returncode == 1 and "the file looks binary" in result.stderr and "line ending" not in result.stderr

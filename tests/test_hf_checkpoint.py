@@ -384,3 +384,15 @@ def test_labels_of_an_unknown_scheme_are_read_as_plain_with_a_warning(tiny_trans
     with pytest.warns(GuessedSchemeWarning, match=r"\['X-ORG', 'X-PER'\] look like tags of a scheme"):
         nlp = from_hf(checkpoint)
     assert nlp.get_pipe("wnut_ner").head.kind == "plain"
+
+
+def test_export_hf_of_a_run_time_pipeline_says_to_export_its_source(trained_nlp, tmp_path):
+    from spacy_wnut.tools.runtime_export import build_runtime
+
+    build_runtime(trained_nlp).to_disk(tmp_path / "runtime")
+    result = subprocess.run(
+        wnut_command("export-hf", tmp_path / "runtime", tmp_path / "hf"), capture_output=True, text=True
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "is a run-time pipeline (an ONNX graph, made by export-runtime)" in result.stderr
+    assert not (tmp_path / "hf").exists()

@@ -10,7 +10,7 @@ from typing import Dict, Optional, Union
 
 from wasabi import msg
 
-from ..errors import InputError
+from ..errors import InputError, OutputError
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,18 @@ def fetch_asset(asset: Asset, dest_dir: Path, mirror: Optional[Path] = None) -> 
     """Put `asset` in `dest_dir`, verified: kept if already there, else copied from
     `mirror` if it holds the file, else downloaded from its URL."""
     dest = dest_dir / asset.filename
-    if dest.exists() and sha256sum(dest) == asset.sha256:
+    if dest.is_file() and sha256sum(dest) == asset.sha256:
         msg.info(f"{dest} is up to date")
         return dest
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(dest.suffix + ".part")
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_suffix(dest.suffix + ".part")
+        tmp.touch()
+    except OSError as err:
+        problem = "is a file, not a folder" if isinstance(err, (FileExistsError, NotADirectoryError)) else None
+        raise OutputError(
+            f"{dest_dir}: cannot write the WNUT 17 files there ({problem or err.strerror or err})"
+        ) from None
     if mirror is not None and (mirror / asset.filename).exists():
         origin = str(mirror / asset.filename)
         shutil.copyfile(mirror / asset.filename, tmp)

@@ -117,7 +117,15 @@ UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def decode_line(raw: bytes, where: str) -> str:
-    """A line of a UTF-8 text file without its line ending; CR line endings and bad bytes are errors."""
+    """A line of a UTF-8 text file without its line ending; bad bytes (binary data) and CR line endings are errors."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        binary = b"\x00" in raw  # with bytes that are not UTF-8: a DocBin, an archive, UTF-16 text
+        hint = "; the file looks binary (a DocBin, an archive, UTF-16 text?), not UTF-8 text" if binary else ""
+        raise InputError(
+            where, f"not valid UTF-8: byte {raw[err.start]:#04x} at column {err.start + 1}{hint}"
+        ) from None
     if raw.endswith(b"\r\n"):
         raise InputError(where, "CRLF line ending; convert the file to LF line endings (e.g. dos2unix)")
     if b"\r" in raw:
@@ -127,10 +135,6 @@ def decode_line(raw: bytes, where: str) -> str:
             f"carriage return (CR) at column {column}: the file may use old Mac (CR-only) line "
             "endings; convert it to LF line endings (e.g. mac2unix)",
         )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise InputError(where, f"not valid UTF-8: byte {raw[err.start]:#04x} at column {err.start + 1}") from None
     return text.rstrip("\n")
 
 

@@ -110,6 +110,14 @@ def docbin_files(path: Union[str, Path]) -> List[Path]:
     return files
 
 
+def read_docbin(file: Union[str, Path], vocab: Vocab) -> List[Doc]:
+    """The docs of one DocBin file; `InputError` naming the file for one spaCy cannot read."""
+    try:
+        return list(DocBin().from_disk(file).get_docs(vocab))
+    except Exception as err:  # msgpack, zlib or spaCy's own errors: all mean "not a DocBin"
+        raise InputError(str(file), f"not a readable spaCy DocBin ({type(err).__name__}: {err})") from None
+
+
 def convert_conll(
     input_path: Union[str, Path],
     output: Union[str, Path],

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy
+from confection import ConfigValidationError
 from spacy import util
 from spacy.errors import Errors
 from spacy.language import Language
@@ -17,7 +18,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
-from ..errors import ConfigError, InputError, UserError
+from ..errors import ConfigError, InputError, UserError, describe_config_error
 from ..ml.alignment import AGGREGATIONS, PROJECTIONS, TokenRows, project_gold
 from ..ml.backbones import resolve_backbone
 from ..ml.chunking import DEFAULT_BATCH_SUBWORDS
@@ -572,6 +573,8 @@ def load_pipeline(name: Union[str, Path], **kwargs) -> Language:
         return util.load_model(name, **kwargs)
     except UserError:
         raise
+    except ConfigValidationError as err:
+        raise InputError(f"{name}/config.cfg", f"not a valid pipeline config: {describe_config_error(err)}") from None
     except (ValueError, OSError, KeyError, TypeError) as err:
         raise InputError(str(name), f"cannot load the pipeline ({type(err).__name__}: {err})") from None
 

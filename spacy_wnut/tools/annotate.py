@@ -33,15 +33,16 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import spacy
+from confection import ConfigValidationError
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from tqdm import tqdm
 
-from ..data.convert import docbin_files
+from ..data.convert import docbin_files, read_docbin
 from ..data.outputs import DIRECTORY, FILE, atomic_path, check_output, full_disk_error, is_stream, open_stream
 from ..data.partials import Partial, claim, partial_path, pipeline_identity
 from ..data.records import BadRecord, Item, Record, check_length, json_line, output_row, read_text_file
-from ..errors import ConfigError, InputError, OutputError, UserError
+from ..errors import ConfigError, InputError, OutputError, UserError, describe_config_error
 from ..pipeline.component import load_pipeline
 from .stopping import stop_on_signals
 
@@ -135,11 +136,7 @@ def read_docbin_records(path: Path, nlp: Language, keep_entities: bool) -> Itera
     """The docs of a DocBin file or directory as records (tokens kept; entities cleared unless `keep_entities`)."""
     for file in docbin_files(path):
         source = file.name if file == path else str(file.relative_to(path))
-        try:
-            docs = list(DocBin().from_disk(file).get_docs(nlp.vocab))
-        except Exception as err:
-            raise InputError(str(file), f"not a readable spaCy DocBin ({type(err).__name__}: {err})") from None
-        for number, doc in enumerate(docs, start=1):
+        for number, doc in enumerate(read_docbin(file, nlp.vocab), start=1):
             if not keep_entities:
                 doc.set_ents([], default="missing")
             doc.user_data.pop(KEY_SOURCE, None)
@@ -538,7 +535,12 @@ def _pipeline_config(model: Union[str, Path]):
         path = next((p for p in path.iterdir() if (p / "config.cfg").is_file()), path)
     if not (path / "config.cfg").is_file():
         load_pipeline(model)  # raises the clear error
-    return spacy.util.load_config(path / "config.cfg")
+    try:
+        return spacy.util.load_config(path / "config.cfg")
+    except ConfigValidationError as err:
+        raise InputError(
+            str(path / "config.cfg"), f"not a valid pipeline config: {describe_config_error(err)}"
+        ) from None
 
 
 def _escape(text: str) -> str:

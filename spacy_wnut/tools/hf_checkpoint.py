@@ -25,6 +25,7 @@ from ..data.outputs import DIRECTORY, atomic_path, check_output
 from ..errors import TRAIN_PACKAGES, ConfigError, InputError, require
 from ..ml.head import has_spacy_features, head_as_torch_linear
 from ..ml.hf_encoder import check_vocabulary, encoder_model, encoder_tokenizer
+from ..ml.onnx_tagger import is_runtime_model
 from ..pipeline.component import find_wnut_pipe
 from ..pipeline.schemes import HeadScheme
 
@@ -174,6 +175,11 @@ def to_hf_model(nlp: Language, name: Optional[str] = None):
     from transformers import AutoModelForTokenClassification
 
     name, pipe = find_wnut_pipe(nlp, name)
+    if is_runtime_model(pipe.model):
+        raise ConfigError(
+            f"[{name}] is a run-time pipeline (an ONNX graph, made by export-runtime): it holds no encoder weights "
+            "to export; export the trainable pipeline it was made from"
+        )
     if has_spacy_features(pipe.model):
         raise ConfigError(
             f"[{name}] uses spaCy token features (`model.casing_features` or `model.token_features`), "

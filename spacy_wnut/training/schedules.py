@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Union
 
 from spacy.language import Language
-from spacy.tokens import DocBin
 from spacy.util import registry
 from spacy.vocab import Vocab
 
@@ -17,10 +16,10 @@ STEP_META_KEY = "spacy_wnut_training"
 
 def steps_per_epoch(corpus: Union[str, Path], batcher: Callable[[Iterable[Any]], Iterator[List[Any]]]) -> int:
     """How many batches `batcher` makes of the docs in `corpus` (a DocBin file or a directory of them)."""
-    path = Path(corpus)
-    files = sorted(path.glob("**/*.spacy")) if path.is_dir() else [path]
+    from ..data.convert import docbin_files, read_docbin
+
     vocab = Vocab()
-    docs = [doc for file in files for doc in DocBin().from_disk(file).get_docs(vocab)]
+    docs = [doc for file in docbin_files(corpus) for doc in read_docbin(file, vocab)]
     if not docs:
         raise InputError(str(corpus), "no documents to size the learning-rate schedule by")
     return sum(1 for _ in batcher(docs))

@@ -1,11 +1,15 @@
 """`train-final`: retrain on all labelled data (train + dev) for the step count selected on dev."""
 
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
+from confection import Config, ConfigValidationError
 from spacy.util import registry
+from spacy.vocab import Vocab
 
-from ..errors import TRAIN_PACKAGES, ConfigError, InputError, require
+from ..data.convert import docbin_files, read_docbin
+from ..errors import TRAIN_PACKAGES, ConfigError, InputError, describe_config_error, require
 from .schedules import STEP_META_KEY, steps_per_epoch, total_training_steps
 
 
@@ -54,7 +58,6 @@ def train_final(
     import tempfile
 
     from spacy.cli.train import train as spacy_train
-    from spacy.util import load_config
 
     from ..data.outputs import DIRECTORY, atomic_path, check_output
     from ..pipeline.component import find_wnut_pipe, load_pipeline
@@ -64,13 +67,23 @@ def train_final(
     step = selected_step(selected)
     component, pipe = find_wnut_pipe(load_pipeline(selected), component)
     bias = pipe.entity_bias
-    config = load_config(config_path, overrides=overrides, interpolate=True)
+    config = _checked_config(config_path, overrides, component)
+    n_docs = sum(len(read_docbin(file, Vocab())) for path in train for file in docbin_files(path))
+    if n_docs == 0:
+        raise InputError(", ".join(map(str, train)), "--train: no documents to train on")
     total = _schedule_end(config)
+    if step > total:
+        warnings.warn(
+            f"the selected step {step} is past the end of the selection run's learning-rate schedule "
+            f"({total} steps): the last {step - total} steps are trained at learning rate 0",
+            UserWarning,
+            stacklevel=2,
+        )
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "train"
         corpus.mkdir()
         for i, path in enumerate(train):
-            for j, file in enumerate(_docbins(Path(path))):
+            for j, file in enumerate(docbin_files(path)):
                 (corpus / f"{i:02d}-{j:03d}.spacy").symlink_to(Path(file).resolve())
         final_overrides = {
             **overrides,
@@ -95,10 +108,45 @@ def train_final(
     return {"steps": step, "total_steps": total, "entity_bias": bias}
 
 
-def _docbins(path: Path) -> List[Path]:
-    from ..data.convert import docbin_files
+def _checked_config(config_path: Union[str, Path], overrides: Dict[str, Any], component: str) -> Config:
+    """The training config with `overrides`, interpolated, its [training] block validated as `spacy train`
+    does, and holding `component` as a `wnut_ner`; each problem a `ConfigError` naming the file and key."""
+    from spacy.schemas import ConfigSchemaTraining
+    from spacy.util import load_config
 
-    return docbin_files(path)
+    if not Path(config_path).is_file():
+        raise InputError(str(config_path), "no such config file")
+    try:
+        written = load_config(config_path)
+        unknown = [key for key in overrides if not _has_key(written, key)]
+        if unknown:
+            raise ConfigError(f"--{unknown[0]}: no such setting in {config_path} (a typo?)")
+        config = load_config(config_path, overrides=overrides, interpolate=True)
+    except ConfigValidationError as err:
+        raise ConfigError(f"{config_path}: {describe_config_error(err)}") from None
+    try:
+        registry.resolve(config["training"], schema=ConfigSchemaTraining)
+    except ConfigValidationError as err:
+        raise ConfigError(f"{config_path}: {describe_config_error(err, 'training')}") from None
+    except KeyError as err:
+        raise ConfigError(f"{config_path}: no {err.args[0]!r} section (not a spacy train config)") from None
+    factory = config.get("components", {}).get(component, {}).get("factory")
+    if factory != "wnut_ner":
+        raise ConfigError(
+            f"{config_path}: no [components.{component}] with factory wnut_ner, the component of the selected "
+            "pipeline (pass --component, or the config the selected pipeline was trained with)"
+        )
+    return config
+
+
+def _has_key(config: Config, dotted: str) -> bool:
+    """Whether the config holds the setting `section.key` (sections nested by dots)."""
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def _schedule_end(config) -> int:

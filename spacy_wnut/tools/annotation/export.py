@@ -17,7 +17,7 @@ from spacy.language import Language
 from tqdm import tqdm
 
 from ...data.outputs import atomic_path, check_output
-from ...errors import InputError
+from ...errors import ConfigError, InputError
 from ...pipeline.component import find_wnut_pipe
 from ..annotate import (
     INPUT_FORMATS,
@@ -49,6 +49,18 @@ def model_version_of(nlp: Language) -> str:
     """`lang_name-version` from the pipeline's meta, as a tool's `model_version`."""
     meta = nlp.meta
     return f"{meta.get('lang', nlp.lang)}_{meta.get('name', 'pipeline')}-{meta.get('version', '0.0.0')}"
+
+
+# The file each tool imports: Label Studio one JSON array, doccano and Prodigy JSON lines.
+TASK_SUFFIXES = {"label-studio": ".json", "doccano": ".jsonl", "prodigy": ".jsonl"}
+
+
+def check_task_suffix(output_path: Path, format: str) -> None:
+    """Refuse a `.json` output for JSON lines or a `.jsonl` one for a JSON array (other names are kept)."""
+    suffix, wanted = output_path.suffix.lower(), TASK_SUFFIXES[format]
+    if suffix in (".json", ".jsonl") and suffix != wanted:
+        what = "one JSON array" if wanted == ".json" else "JSON lines"
+        raise ConfigError(f"{output_path}: --format {format} writes {what}; name the output {wanted}")
 
 
 def export_tasks(
@@ -89,6 +101,7 @@ def export_tasks(
         raise InputError(str(input_path), "no such file or directory")
     in_fmt = "spacy" if input_path.is_dir() else detect_format(input_path, INPUT_FORMATS, input_format, "input")
     tool = FORMATS[format]
+    check_task_suffix(output_path, format)
     outputs = [output_path] + ([label_studio.config_path(output_path)] if tool is label_studio else [])
     for path in outputs:
         check_output(path, [input_path], overwrite=overwrite)

@@ -21,6 +21,8 @@ from typing import Any, Generic, Iterable, List, Optional, Tuple, TypeVar
 
 import numpy
 
+from ...errors import ConfigError
+
 SELECTIONS = ("uncertain", "random", "all")
 T = TypeVar("T")
 
@@ -61,9 +63,9 @@ def text_uncertainty(margins: numpy.ndarray) -> float:
 def check_selection(how: str, limit: Optional[int]) -> None:
     """Refuse an unknown selection or a limit below 1."""
     if how not in SELECTIONS:
-        raise ValueError(f"--select must be one of {SELECTIONS}, got {how!r}")
+        raise ConfigError(f"--select must be one of {', '.join(SELECTIONS)}, got {how!r}")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"--limit must be a whole number of at least 1, got {limit!r}")
+        raise ConfigError(f"--limit must be a whole number of at least 1, got {limit!r}")
 
 
 class Selector(Generic[T]):
