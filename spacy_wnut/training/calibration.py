@@ -1,0 +1,119 @@
+"""Calibration of entity probabilities: how well "0.8" means "right 8 times in 10", and a temperature
+that makes it so.
+
+Measures are over predicted entities, an entity being correct when a gold entity has exactly its
+span and label: the expected calibration error over equal-width bins (the gap between mean
+probability and accuracy in each bin, weighted by the bin's share), the Brier score, and the
+reliability table behind both. `fit_temperature` chooses the temperature `T` of the tag-sequence
+distribution (`pipeline/marginals.py`) that minimises the log-loss of those probabilities on a
+held-out set; the predicted entities do not change with `T`, only their probabilities.
+"""
+
+import math
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import numpy
+
+from ..errors import ConfigError
+
+DEFAULT_BINS = 10
+# Temperatures searched (log scale): far below 1 sharpens every probability to 0 or 1, far above
+# flattens them to the uniform distribution over tag sequences.
+TEMPERATURE_BOUNDS: Tuple[float, float] = (0.05, 20.0)
+
+
+def _checked(probs: Sequence[float], correct: Sequence[bool]) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    p = numpy.asarray(probs, dtype="f8")
+    c = numpy.asarray(correct, dtype=bool)
+    if p.shape != c.shape or p.ndim != 1:
+        raise ValueError(f"probs and correct must be flat and of one length, got {p.shape} and {c.shape}")
+    if len(p) and (not numpy.all(numpy.isfinite(p)) or p.min() < 0 or p.max() > 1):
+        raise ValueError("probabilities must be finite numbers in [0, 1]")
+    return p, c
+
+
+def reliability_table(probs: Sequence[float], correct: Sequence[bool], bins: int = DEFAULT_BINS) -> List[Dict]:
+    """Per equal-width bin of probability: its bounds, how many entities, their mean probability and accuracy.
+
+    probs (Sequence[float]): each predicted entity's probability.
+    correct (Sequence[bool]): whether it is a gold entity (exact span and label).
+    bins (int): number of bins over [0, 1]; the last one includes 1.
+    RETURNS (List[Dict]): `{"low", "high", "count", "mean_prob", "accuracy"}` per bin (None where empty).
+    """
+    if bins < 1:
+        raise ConfigError(f"bins must be at least 1, got {bins}")
+    p, c = _checked(probs, correct)
+    index = numpy.minimum((p * bins).astype(int), bins - 1)
+    table = []
+    for b in range(bins):
+        members = index == b
+        count = int(members.sum())
+        table.append(
+            {
+                "low": b / bins,
+                "high": (b + 1) / bins,
+                "count": count,
+                "mean_prob": float(p[members].mean()) if count else None,
+                "accuracy": float(c[members].mean()) if count else None,
+            }
+        )
+    return table
+
+
+def expected_calibration_error(probs: Sequence[float], correct: Sequence[bool], bins: int = DEFAULT_BINS) -> float:
+    """Sum over bins of (share of entities) x |accuracy - mean probability|; 0 for no entities."""
+    table = reliability_table(probs, correct, bins)
+    total = sum(row["count"] for row in table)
+    if total == 0:
+        return 0.0
+    return float(sum(row["count"] / total * abs(row["accuracy"] - row["mean_prob"]) for row in table if row["count"]))
+
+
+def brier_score(probs: Sequence[float], correct: Sequence[bool]) -> float:
+    """Mean squared difference between probability and outcome (1 correct, 0 not); 0 for no entities."""
+    p, c = _checked(probs, correct)
+    return float(numpy.mean((p - c) ** 2)) if len(p) else 0.0
+
+
+def log_loss(log_probs: numpy.ndarray, correct: numpy.ndarray) -> float:
+    """Mean negative log-likelihood of the outcomes, from log-probabilities (stable near 0 and 1)."""
+    log_probs = numpy.minimum(log_probs, 0.0)
+    log_not = numpy.log(-numpy.expm1(numpy.minimum(log_probs, -1e-12)))  # log(1 - p)
+    return float(-numpy.mean(numpy.where(correct, log_probs, log_not)))
+
+
+def fit_temperature(
+    log_probs_at: Callable[[float], numpy.ndarray],
+    correct: Sequence[bool],
+    bounds: Tuple[float, float] = TEMPERATURE_BOUNDS,
+    tolerance: float = 1e-3,
+) -> float:
+    """The temperature minimising the log-loss of the entity probabilities (golden-section search on log T).
+
+    log_probs_at (Callable[[float], numpy.ndarray]): the predicted entities' log-probabilities at a temperature.
+    correct (Sequence[bool]): whether each predicted entity is a gold one.
+    bounds (Tuple[float, float]): the temperatures searched.
+    tolerance (float): stop when the bracket of log T is this narrow.
+    RETURNS (float): the temperature; 1.0 when there is nothing to fit (no entities, or all of one outcome).
+    """
+    outcomes = numpy.asarray(correct, dtype=bool)
+    if len(outcomes) == 0 or outcomes.all() or not outcomes.any():
+        return 1.0
+
+    def loss(log_t: float) -> float:
+        return log_loss(log_probs_at(math.exp(log_t)), outcomes)
+
+    low, high = math.log(bounds[0]), math.log(bounds[1])
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = high - ratio * (high - low), low + ratio * (high - low)
+    loss_a, loss_b = loss(a), loss(b)
+    while high - low > tolerance:
+        if loss_a <= loss_b:
+            high, b, loss_b = b, a, loss_a
+            a = high - ratio * (high - low)
+            loss_a = loss(a)
+        else:
+            low, a, loss_a = a, b, loss_b
+            b = low + ratio * (high - low)
+            loss_b = loss(b)
+    return math.exp((low + high) / 2)

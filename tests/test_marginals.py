@@ -1,0 +1,90 @@
+"""Entity probabilities as marginals of the constrained tag-sequence distribution: checked against
+brute-force enumeration of every tag sequence on short docs (hypothesis), and the temperature fit."""
+
+import itertools
+import math
+
+import numpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spacy_wnut.pipeline.decode import TagScheme, tags_to_spans
+from spacy_wnut.pipeline.marginals import span_log_probs, transition_log_scores
+from spacy_wnut.training.calibration import (
+    brier_score,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_table,
+)
+
+SCHEME = TagScheme(("a", "b"))
+
+
+def brute_force(emissions, allowed):
+    """Probability of each (start, end, label) entity by enumerating every valid tag sequence."""
+    weights, total = {}, 0.0
+    for tags in itertools.product(range(SCHEME.n_tags), repeat=len(emissions)):
+        previous, score = 0, 0.0
+        for t, tag in enumerate(tags):
+            if not allowed[previous, tag]:
+                break
+            score += emissions[t, tag]
+            previous = tag
+        else:
+            weight = math.exp(score)
+            total += weight
+            spans = tags_to_spans(numpy.array(tags), numpy.zeros(len(tags)))
+            for key in zip(spans.starts.tolist(), spans.ends.tolist(), spans.label_ids.tolist()):
+                weights[key] = weights.get(key, 0.0) + weight
+    return {key: weight / total for key, weight in weights.items()}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(0, 2**32 - 1), st.floats(0.2, 5.0))
+def test_span_probabilities_equal_brute_force_enumeration(n, seed, scale):
+    emissions = numpy.random.default_rng(seed).normal(size=(n, SCHEME.n_tags)) * scale
+    allowed = SCHEME.allowed_transitions()
+    expected = brute_force(emissions, allowed)
+    keys = sorted(expected)
+    starts, ends, labels = (numpy.array([k[i] for k in keys]) for i in range(3))
+    got = numpy.exp(span_log_probs(emissions, transition_log_scores(allowed), starts, ends, labels))
+    assert numpy.allclose(got, [expected[k] for k in keys], atol=1e-9)
+
+
+def test_probabilities_stay_finite_with_extreme_scores():
+    emissions = numpy.full((30, SCHEME.n_tags), -1e4)
+    emissions[:, 0] = 0.0
+    emissions[3, 1] = 500.0
+    log_p = span_log_probs(
+        emissions,
+        transition_log_scores(SCHEME.allowed_transitions()),
+        numpy.array([3]),
+        numpy.array([4]),
+        numpy.array([0]),
+    )
+    assert numpy.isfinite(log_p).all() and math.isclose(math.exp(log_p[0]), 1.0)
+
+
+def test_a_temperature_undoes_overconfidence():
+    rng = numpy.random.default_rng(0)
+    z = rng.normal(size=20000)
+    correct = rng.random(20000) < 1 / (1 + numpy.exp(-z))
+
+    def log_sigmoid(x):
+        return -numpy.logaddexp(0, -x)
+
+    temperature = fit_temperature(lambda t: log_sigmoid(3 * z / t), correct)
+    assert abs(temperature - 3) < 0.1
+    before = expected_calibration_error(numpy.exp(log_sigmoid(3 * z)), correct)
+    after = expected_calibration_error(numpy.exp(log_sigmoid(3 * z / temperature)), correct)
+    assert before > 0.1 and after < 0.02
+
+
+def test_reliability_table_ece_and_brier_by_hand():
+    probs, correct = [0.05, 0.15, 0.95, 1.0], [False, True, True, True]
+    table = reliability_table(probs, correct, bins=10)
+    assert [row["count"] for row in table] == [1, 1, 0, 0, 0, 0, 0, 0, 0, 2]
+    assert table[9]["mean_prob"] == 0.975 and table[9]["accuracy"] == 1.0
+    assert math.isclose(expected_calibration_error(probs, correct), (0.05 + 0.85 + 2 * 0.025) / 4)
+    assert math.isclose(brier_score(probs, correct), (0.05**2 + 0.85**2 + 0.05**2 + 0) / 4)
+    assert fit_temperature(lambda t: numpy.log(numpy.array(probs)), [True] * 4) == 1.0
