@@ -88,3 +88,40 @@ def test_reliability_table_ece_and_brier_by_hand():
     assert math.isclose(expected_calibration_error(probs, correct), (0.05 + 0.85 + 2 * 0.025) / 4)
     assert math.isclose(brier_score(probs, correct), (0.05**2 + 0.85**2 + 0.05**2 + 0) / 4)
     assert fit_temperature(lambda t: numpy.log(numpy.array(probs)), [True] * 4) == 1.0
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(1, 6), min_size=1, max_size=5), st.integers(0, 2**32 - 1), st.floats(0.3, 3.0))
+def test_the_batched_probabilities_equal_each_docs_own(lengths, seed, temperature):
+    from spacy_wnut.pipeline.marginals import entity_log_probs
+
+    rng = numpy.random.default_rng(seed)
+    allowed = SCHEME.allowed_transitions()
+    log_probs = rng.normal(size=(sum(lengths), SCHEME.n_tags)) * 2
+    offsets = numpy.concatenate([[0], numpy.cumsum(lengths)[:-1]])
+    starts, ends, labels, expected = [], [], [], []
+    for offset, n in zip(offsets, lengths):
+        for start in range(n):
+            for end in range(start + 1, n + 1):
+                for label in range(2):
+                    starts.append(offset + start)
+                    ends.append(offset + end)
+                    labels.append(label)
+                    one = span_log_probs(
+                        log_probs[offset : offset + n] / temperature,
+                        transition_log_scores(allowed),
+                        numpy.array([start]),
+                        numpy.array([end]),
+                        numpy.array([label]),
+                    )
+                    expected.append(one[0])
+    got = entity_log_probs(
+        log_probs,
+        numpy.array(lengths),
+        allowed,
+        numpy.array(starts),
+        numpy.array(ends),
+        numpy.array(labels),
+        temperature,
+    )
+    assert numpy.allclose(got, expected, atol=1e-9)

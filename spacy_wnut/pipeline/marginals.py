@@ -81,3 +81,54 @@ def span_log_probs(
             score += float(logsumexp(onward, axis=0))
         result[i] = score - log_z
     return result
+
+
+def entity_log_probs(
+    log_probs: numpy.ndarray,
+    doc_lengths: numpy.ndarray,
+    allowed: numpy.ndarray,
+    starts: numpy.ndarray,
+    ends: numpy.ndarray,
+    label_ids: numpy.ndarray,
+    temperature: float = 1.0,
+) -> numpy.ndarray:
+    """`span_log_probs` for a whole batch at once: docs concatenated, spans as offsets into the batch.
+
+    log_probs (numpy.ndarray): (n_tokens, n_tags) tag log-scores, as the Viterbi decodes them.
+    doc_lengths (numpy.ndarray): tokens per doc.
+    allowed (numpy.ndarray): (n_tags, n_tags) transition mask.
+    starts, ends, label_ids (numpy.ndarray): the entities (token offsets into the batch, end exclusive).
+    temperature (float): the scores are divided by it (1: the model's own distribution).
+    RETURNS (numpy.ndarray): (n_entities,) log-probabilities.
+    """
+    if len(starts) == 0:
+        return numpy.zeros((0,))
+    lengths = numpy.asarray(doc_lengths, dtype=int)
+    n_docs, n_tags, max_len = len(lengths), log_probs.shape[1], int(lengths.max())
+    offsets = numpy.concatenate([[0], numpy.cumsum(lengths)[:-1]])
+    positions = numpy.arange(max_len)[None, :]
+    active = positions < lengths[:, None]
+    emissions = numpy.zeros((n_docs, max_len, n_tags))
+    emissions[active] = numpy.asarray(log_probs, dtype="f8")[(offsets[:, None] + positions)[active]] / temperature
+    transitions = transition_log_scores(allowed)
+    alpha = numpy.empty((n_docs, max_len, n_tags))
+    beta = numpy.zeros((n_docs, max_len, n_tags))
+    alpha[:, 0] = transitions[0][None, :] + emissions[:, 0]
+    for t in range(1, max_len):
+        step = logsumexp(alpha[:, t - 1, :, None] + transitions[None], axis=1) + emissions[:, t]
+        alpha[:, t] = numpy.where(active[:, t, None], step, alpha[:, t - 1])
+    for t in range(max_len - 2, -1, -1):
+        step = logsumexp(transitions[None] + (emissions[:, t + 1] + beta[:, t + 1])[:, None, :], axis=2)
+        beta[:, t] = numpy.where(active[:, t + 1, None], step, 0.0)
+    log_z = logsumexp(alpha[:, -1], axis=1)  # alpha stays put past a doc's end
+    doc = numpy.searchsorted(offsets, starts, side="right") - 1
+    start, end = starts - offsets[doc], ends - offsets[doc]
+    begin, inside = 1 + 2 * label_ids, 2 + 2 * label_ids
+    cumulative = numpy.concatenate([numpy.zeros((n_docs, 1, n_tags)), numpy.cumsum(emissions, axis=1)], axis=1)
+    inside_sum = cumulative[doc, end, inside] - cumulative[doc, numpy.minimum(start + 1, end), inside]
+    last = numpy.where(end - start == 1, begin, inside)
+    following = numpy.minimum(end, max_len - 1)
+    onward = transitions[last] + emissions[doc, following] + beta[doc, following]
+    onward[numpy.arange(len(starts)), inside] = NEG_INF
+    tail = numpy.where(end < lengths[doc], logsumexp(onward, axis=1), 0.0)
+    return alpha[doc, start, begin] + inside_sum + tail - log_z[doc]
