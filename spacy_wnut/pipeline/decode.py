@@ -14,6 +14,7 @@ import numpy
 
 from ..errors import ConfigError
 from ..ml.alignment import TokenRows, aggregate
+from .marginals import entity_log_probs
 
 if TYPE_CHECKING:
     from ..ml.head import SubwordScores
@@ -228,8 +229,11 @@ def token_probs(output: "SubwordScores", head: "HeadScheme", aggregation: str) -
     return TokenProbs(per_token, has_rows, numpy.asarray(output.doc_lengths))
 
 
-def decode_entities(probs: TokenProbs, scheme: TagScheme, decoder: str, entity_bias: float = 0.0) -> EntitySpans:
-    """Token probabilities -> tags (entity tags' log-probabilities raised by `entity_bias`) -> spans.
+def decode_entities(
+    probs: TokenProbs, scheme: TagScheme, decoder: str, entity_bias: float = 0.0, temperature: float = 1.0
+) -> EntitySpans:
+    """Token probabilities -> tags (entity tags' log-probabilities raised by `entity_bias`) -> spans,
+    each scored with its probability (`marginals.entity_log_probs` at `temperature`).
 
     Tags come from constrained Viterbi (`decoder="viterbi"`), or per token
     (`"argmax"`, grouped as the transformers pipeline groups them).
@@ -244,4 +248,10 @@ def decode_entities(probs: TokenProbs, scheme: TagScheme, decoder: str, entity_b
     else:
         tags = viterbi(log_probs, probs.doc_lengths, scheme.allowed_transitions())
     token_scores = numpy.take_along_axis(probs.probs, tags[:, None], axis=1)[:, 0]
-    return tags_to_spans(tags, token_scores, probs.doc_lengths)
+    spans = tags_to_spans(tags, token_scores, probs.doc_lengths)
+    allowed = scheme.allowed_transitions()
+    log_p = entity_log_probs(
+        log_probs, probs.doc_lengths, allowed, spans.starts, spans.ends, spans.label_ids, temperature
+    )
+    spans.scores = numpy.exp(log_p).astype("f")
+    return spans
