@@ -125,3 +125,22 @@ def test_the_batched_probabilities_equal_each_docs_own(lengths, seed, temperatur
         temperature,
     )
     assert numpy.allclose(got, expected, atol=1e-9)
+
+
+def test_entity_scores_are_probabilities_and_min_score_drops_those_below_it(model_dir):
+    import spacy
+
+    from .util import TRAIN_DATA
+
+    texts = [text for text, _ in TRAIN_DATA]
+    nlp = spacy.load(model_dir, config={"components": {"wnut_ner": {"spans_key": "sc"}}})
+    found = [
+        (ent.text, float(score))
+        for doc in nlp.pipe(texts)
+        for ent, score in zip(doc.spans["sc"], doc.spans["sc"].attrs["scores"])
+    ]
+    assert found and all(0.0 <= score <= 1.0 for _, score in found)
+    threshold = sorted(score for _, score in found)[len(found) // 2]
+    strict = spacy.load(model_dir, config={"components": {"wnut_ner": {"spans_key": "sc", "min_score": threshold}}})
+    kept = [ent.text for doc in strict.pipe(texts) for ent in doc.ents]
+    assert kept == [text for text, score in found if score >= threshold]

@@ -1,5 +1,6 @@
 """The `wnut_ner` factory: a transformer subword tagger that sets `doc.ents`."""
 
+import math
 from collections import Counter
 from itertools import islice
 from pathlib import Path
@@ -68,6 +69,8 @@ register_legacy_names()
         "spans_key": None,
         "store_trf_data": False,
         "entity_bias": 0.0,
+        "temperature": 1.0,
+        "min_score": None,
         "decoder": "viterbi",
         "engine": "torch",
         "n_threads": None,
@@ -86,6 +89,8 @@ def make_wnut_ner(
     spans_key: Optional[str],
     store_trf_data: bool,
     entity_bias: float,
+    temperature: float,
+    min_score: Optional[float],
     decoder: str,
     engine: str,
     n_threads: Optional[int],
@@ -99,13 +104,18 @@ def make_wnut_ner(
     overwrite_ents (bool): replace entities set by earlier components, or keep them
         and add only predictions that do not overlap them.
     spans_key (Optional[str]): also write `doc.spans[spans_key]` with
-        `attrs["scores"]` (mean token probability per entity).
+        `attrs["scores"]`: each entity's probability, the marginal of the
+        decoder's tag-sequence distribution (`pipeline/marginals.py`).
     store_trf_data (bool): keep the encoder's output on `doc._.trf_data`
         (a `spacy_wnut.ml.encoder_output.DocEncoderOutput`: windows, subword
         ids, last hidden state, token-row alignment); engine "torch" only.
     entity_bias (float): added to the log-probability of every B-/I- tag before
         decoding; above 0 trades precision for recall. `python -m spacy_wnut
         tune-bias` picks it on a dev set.
+    temperature (float): the entity probabilities' temperature (above 1 softens
+        them); `tune-bias` fits it on a dev set. Entities do not depend on it.
+    min_score (Optional[float]): drop entities whose probability is below it
+        (None: keep every entity).
     decoder (str): "viterbi" (default) decodes the best valid BIO sequence;
         "argmax" takes each token's best tag and lets an invalid I-X start an
         entity, exactly as `pipeline("token-classification")` groups them.
@@ -130,6 +140,8 @@ def make_wnut_ner(
         spans_key=spans_key,
         store_trf_data=store_trf_data,
         entity_bias=entity_bias,
+        temperature=temperature,
+        min_score=min_score,
         decoder=decoder,
         engine=engine,
         n_threads=n_threads,
@@ -159,6 +171,8 @@ class SubwordNER(TrainablePipe):
         spans_key: Optional[str] = None,
         store_trf_data: bool = False,
         entity_bias: float = 0.0,
+        temperature: float = 1.0,
+        min_score: Optional[float] = None,
         decoder: str = "viterbi",
         engine: str = "torch",
         n_threads: Optional[int] = None,
@@ -193,6 +207,12 @@ class SubwordNER(TrainablePipe):
         self.spans_key = spans_key
         self.store_trf_data = store_trf_data
         self.entity_bias = float(entity_bias)
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+            raise ConfigError(f"[{name}] temperature must be a finite number above 0, got {temperature!r}")
+        if min_score is not None and not (isinstance(min_score, (int, float)) and 0.0 <= min_score <= 1.0):
+            raise ConfigError(f"[{name}] min_score must be a probability in [0, 1] or null, got {min_score!r}")
+        self.temperature = float(temperature)
+        self.min_score = None if min_score is None else float(min_score)
         self.decoder = decoder
         self.alignment_stats: Counter = Counter()
         if store_trf_data:
@@ -328,7 +348,9 @@ class SubwordNER(TrainablePipe):
         self.alignment_stats["tokens_without_subwords"] += int((~probs.has_rows).sum())
         if output.cut_subwords:
             self.alignment_stats["subwords_cut"] += output.cut_subwords
-        entities = decode_entities(probs, self.scheme, self.decoder, self.entity_bias)
+        entities = decode_entities(probs, self.scheme, self.decoder, self.entity_bias, self.temperature)
+        if self.min_score is not None:
+            entities = entities.keep(entities.scores >= self.min_score)
         per_doc = None
         if self.store_trf_data and output.encoder_output is not None:
             per_doc = split_by_doc(*output.encoder_output)

@@ -157,6 +157,10 @@ class EntitySpans:
     label_ids: numpy.ndarray
     scores: numpy.ndarray
 
+    def keep(self, mask: numpy.ndarray) -> "EntitySpans":
+        """The entities where `mask` is True."""
+        return EntitySpans(self.starts[mask], self.ends[mask], self.label_ids[mask], self.scores[mask])
+
 
 def tags_to_spans(
     tag_ids: numpy.ndarray, token_scores: numpy.ndarray, lengths: Optional[numpy.ndarray] = None
