@@ -10,72 +10,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
-
-import numpy
-from spacy.util import minibatch
+from typing import List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from spacy_wnut.ml.encoding import doc_lengths  # noqa: E402
 from spacy_wnut.pipeline.component import find_wnut_pipe, load_pipeline  # noqa: E402
-from spacy_wnut.pipeline.decode import decode_entities  # noqa: E402
-from spacy_wnut.pipeline.marginals import entity_log_probs  # noqa: E402
 from spacy_wnut.tools.scoring import read_examples  # noqa: E402
-from spacy_wnut.training.calibration import (  # noqa: E402
-    brier_score,
-    expected_calibration_error,
-    fit_temperature,
-    reliability_table,
-)
-
-
-def predictions(nlp, path: Path, batch_size: int = 64):
-    """Per batch: the token log-probabilities the decoder uses, the entities, and whether each is gold."""
-    _, pipe = find_wnut_pipe(nlp)
-    examples = read_examples(nlp, path, gold_preproc=True)
-    batches = []
-    for chunk in minibatch(examples, batch_size):
-        docs = [eg.predicted for eg in chunk]
-        if not doc_lengths(docs).sum():
-            continue
-        probs = pipe.token_probs(pipe.subword_scores(docs))
-        spans = decode_entities(probs, pipe.scheme, pipe.decoder, pipe.entity_bias)
-        log_probs = numpy.log(numpy.maximum(probs.probs, 1e-12))
-        log_probs[:, 1:] += pipe.entity_bias
-        log_probs[~probs.has_rows] = pipe.scheme.no_rows_prior()
-        offsets = numpy.concatenate([[0], numpy.cumsum(probs.doc_lengths)[:-1]])
-        gold = set()
-        for i, eg in enumerate(chunk):
-            for ent in eg.reference.ents:
-                gold.add((offsets[i] + ent.start, offsets[i] + ent.end, pipe.labels.index(ent.label_)))
-        correct = numpy.array(
-            [(int(s), int(e), int(lab)) in gold for s, e, lab in zip(spans.starts, spans.ends, spans.label_ids)]
-        )
-        batches.append((log_probs, probs.doc_lengths, spans, correct))
-    return pipe, batches
-
-
-def log_probs_at(pipe, batches, temperature: float) -> numpy.ndarray:
-    allowed = pipe.scheme.allowed_transitions()
-    return numpy.concatenate(
-        [
-            entity_log_probs(lp, lengths, allowed, s.starts, s.ends, s.label_ids, temperature)
-            for lp, lengths, s, _ in batches
-        ]
-    )
-
-
-def measures(probs: numpy.ndarray, correct: numpy.ndarray) -> Dict:
-    return {
-        "entities": int(len(probs)),
-        "accuracy": float(correct.mean()) if len(correct) else None,
-        "mean_probability": float(probs.mean()) if len(probs) else None,
-        "ece": expected_calibration_error(probs, correct),
-        "brier": brier_score(probs, correct),
-        "reliability": reliability_table(probs, correct),
-    }
+from spacy_wnut.training.calibration import EntityOutcomes  # noqa: E402
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -86,17 +28,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     nlp = load_pipeline(args.model)
-    pipe, dev = predictions(nlp, args.dev)
-    _, test = predictions(nlp, args.test)
-    dev_correct = numpy.concatenate([b[3] for b in dev])
-    test_correct = numpy.concatenate([b[3] for b in test])
-    temperature = fit_temperature(lambda t: log_probs_at(pipe, dev, t), dev_correct)
+    _, pipe = find_wnut_pipe(nlp)
+    dev = EntityOutcomes(nlp, read_examples(nlp, args.dev, gold_preproc=True))
+    test = EntityOutcomes(nlp, read_examples(nlp, args.test, gold_preproc=True))
+    temperature = dev.fit_temperature()
     result = {"model": str(args.model), "entity_bias": pipe.entity_bias, "temperature": temperature}
-    for name, batches, correct in (("dev", dev, dev_correct), ("test", test, test_correct)):
-        result[name] = {
-            "T=1": measures(numpy.exp(log_probs_at(pipe, batches, 1.0)), correct),
-            "fitted": measures(numpy.exp(log_probs_at(pipe, batches, temperature)), correct),
-        }
+    for name, outcomes in (("dev", dev), ("test", test)):
+        result[name] = {"T=1": outcomes.measures(1.0), "fitted": outcomes.measures(temperature)}
     for name in ("dev", "test"):
         for which in ("T=1", "fitted"):
             m = result[name][which]

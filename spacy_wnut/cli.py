@@ -382,7 +382,7 @@ def tune_bias_cmd(
 
     _import_code(code)
     _use_gpu(gpu_id)
-    best, scores = tune_and_save(
+    best, scores, calibration = tune_and_save(
         model,
         dev,
         output,
@@ -396,7 +396,9 @@ def tune_bias_cmd(
     print(prf_table(rows, "entity_bias", ("",)))
     print(
         f"wrote {output} with entity_bias = {best.bias:g} (dev F1 {best.f:.4f}, "
-        f"{best.f - scores[0].f:+.4f} over entity_bias = {scores[0].bias:g})"
+        f"{best.f - scores[0].f:+.4f} over entity_bias = {scores[0].bias:g}) and temperature = "
+        f"{calibration['after']['temperature']:.3f} (dev ECE of the entity probabilities "
+        f"{calibration['before']['ece']:.3f} -> {calibration['after']['ece']:.3f})"
     )
 
 

@@ -148,7 +148,10 @@ def test_tune_bias_finds_the_component_by_factory_and_names_a_wrong_one(renamed_
         wnut_command("tune-bias", model, dev, tmp_path / "tuned", "--grid", "0,1"), capture_output=True, text=True
     )
     assert found.returncode == 0, found.stderr
-    assert spacy.load(tmp_path / "tuned").config["components"]["ner"]["entity_bias"] == 0.0
+    tuned = spacy.load(tmp_path / "tuned").config["components"]["ner"]
+    assert tuned["entity_bias"] == 0.0
+    # the dev set is the training set, every entity right: nothing to calibrate, the temperature stays 1
+    assert tuned["temperature"] == 1.0 and "temperature = 1.000 (dev ECE of the entity probabilities" in found.stdout
     wrong = subprocess.run(
         wnut_command("tune-bias", model, dev, tmp_path / "other", "--grid", "0", "--component", "wnut_ner"),
         capture_output=True,

@@ -117,3 +117,77 @@ def fit_temperature(
             b = low + ratio * (high - low)
             loss_b = loss(b)
     return math.exp((low + high) / 2)
+
+
+class EntityOutcomes:
+    """The predicted entities of a labelled set, whether each is gold, and their probability at any
+    temperature: one encoder pass, then forward-backward per temperature.
+
+    nlp (Language): the pipeline; its `wnut_ner` component's decoder and `entity_bias` pick the entities.
+    examples (Sequence[Example]): the labelled docs (predicted docs tokenised as the reference).
+    name (Optional[str]): the component; None finds the pipeline's one `wnut_ner` component.
+    entity_bias (Optional[float]): decode with this bias instead of the component's.
+    """
+
+    def __init__(self, nlp, examples, name=None, entity_bias=None, batch_size: int = 64) -> None:
+        from spacy.util import minibatch
+
+        from ..ml.encoding import doc_lengths
+        from ..pipeline.component import find_wnut_pipe
+        from ..pipeline.decode import decode_entities
+
+        _, pipe = find_wnut_pipe(nlp, name)
+        bias = pipe.entity_bias if entity_bias is None else float(entity_bias)
+        self.allowed = pipe.scheme.allowed_transitions()
+        self.batches = []
+        for chunk in minibatch(list(examples), batch_size):
+            docs = [eg.predicted for eg in chunk]
+            if not doc_lengths(docs).sum():
+                continue
+            probs = pipe.token_probs(pipe.subword_scores(docs))
+            spans = decode_entities(probs, pipe.scheme, pipe.decoder, bias)
+            log_probs = numpy.log(numpy.maximum(probs.probs, 1e-12))
+            log_probs[:, 1:] += bias
+            log_probs[~probs.has_rows] = pipe.scheme.no_rows_prior()
+            offsets = numpy.concatenate([[0], numpy.cumsum(probs.doc_lengths)[:-1]])
+            gold = {
+                (offsets[i] + ent.start, offsets[i] + ent.end, pipe.labels.index(ent.label_))
+                for i, eg in enumerate(chunk)
+                for ent in eg.reference.ents
+                if ent.label_ in pipe.labels
+            }
+            keys = zip(spans.starts.tolist(), spans.ends.tolist(), spans.label_ids.tolist())
+            correct = numpy.array([key in gold for key in keys], dtype=bool)
+            self.batches.append((log_probs, probs.doc_lengths, spans, correct))
+        self.correct = numpy.concatenate([b[3] for b in self.batches]) if self.batches else numpy.zeros(0, bool)
+
+    def log_probs(self, temperature: float = 1.0) -> numpy.ndarray:
+        """Each predicted entity's log-probability at `temperature`."""
+        from ..pipeline.marginals import entity_log_probs
+
+        if not self.batches:
+            return numpy.zeros(0)
+        return numpy.concatenate(
+            [
+                entity_log_probs(lp, lengths, self.allowed, s.starts, s.ends, s.label_ids, temperature)
+                for lp, lengths, s, _ in self.batches
+            ]
+        )
+
+    def fit_temperature(self) -> float:
+        """The temperature minimising the log-loss of these entities' probabilities."""
+        return fit_temperature(self.log_probs, self.correct)
+
+    def measures(self, temperature: float = 1.0) -> Dict:
+        """Entities, accuracy, mean probability, ECE, Brier and the reliability table at `temperature`."""
+        probs = numpy.exp(self.log_probs(temperature))
+        correct = self.correct
+        return {
+            "temperature": temperature,
+            "entities": int(len(probs)),
+            "accuracy": float(correct.mean()) if len(correct) else None,
+            "mean_probability": float(probs.mean()) if len(probs) else None,
+            "ece": expected_calibration_error(probs, correct),
+            "brier": brier_score(probs, correct),
+            "reliability": reliability_table(probs, correct),
+        }

@@ -9,7 +9,7 @@ retraining; the value is picked by spaCy's entity F1 on the dev set only.
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
 from spacy.scorer import get_ner_prf
@@ -22,6 +22,7 @@ from ..ml.encoding import doc_lengths
 from ..pipeline.component import find_wnut_pipe
 from ..pipeline.decode import TaggedBatch, TokenProbs, decode_entities
 from ..tools.scoring import read_examples, warn_unknown_gold_labels
+from .calibration import EntityOutcomes
 
 DEFAULT_GRID: Tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 
@@ -147,11 +148,14 @@ def tune_and_save(
     gold_preproc: bool = True,
     batch_size: int = 64,
     overwrite: bool = False,
-) -> Tuple[BiasScore, List[BiasScore]]:
-    """Tune `entity_bias` on `dev` and save the pipeline with the best value to `output` (atomically).
+) -> Tuple[BiasScore, List[BiasScore], Dict]:
+    """Tune `entity_bias` on `dev`, then fit the entity probabilities' `temperature` on it, and save the
+    pipeline with both to `output` (atomically).
 
     name (Optional[str]): the component; None finds the pipeline's one `wnut_ner` component.
     overwrite (bool): replace an existing output directory.
+    RETURNS (Tuple[BiasScore, List[BiasScore], Dict]): the best bias, every bias's scores, and the dev
+        calibration before and after (`EntityOutcomes.measures`).
     """
     from ..data.outputs import DIRECTORY, atomic_path, check_output
     from ..pipeline.component import load_pipeline
@@ -169,7 +173,13 @@ def tune_and_save(
         gold_preproc=gold_preproc,
         batch_size=batch_size,
     )
-    tuned = load_pipeline(model, config={"components": {name: {"entity_bias": best.bias}}})
+    outcomes = EntityOutcomes(
+        nlp, read_examples(nlp, dev, gold_preproc=gold_preproc), name, best.bias, batch_size=batch_size
+    )
+    temperature = outcomes.fit_temperature()
+    calibration = {"before": outcomes.measures(1.0), "after": outcomes.measures(temperature)}
+    settings = {"entity_bias": best.bias, "temperature": temperature}
+    tuned = load_pipeline(model, config={"components": {name: settings}})
     with atomic_path(output) as tmp:
         tuned.to_disk(tmp)
-    return best, scores
+    return best, scores, calibration
