@@ -100,6 +100,7 @@ def _given(ctx: typer.Context, options: Dict[str, str]) -> List[str]:
 
 _CODE_HELP = "Python file with registered functions (custom components, architectures) to import first"
 _GPU_HELP = "GPU to run on, -1 for the CPU"
+_MIN_SCORE_HELP = "drop entities whose probability is below this (0 to 1; default: the pipeline's min_score)"
 _OVERWRITE_HELP = "replace an existing output"
 _COMPONENT_HELP = "the wnut_ner component's name (default: the pipeline's one wnut_ner component)"
 
@@ -332,6 +333,7 @@ def evaluate_cmd(
     output: Optional[Path] = Opt(None, "--output", "-o", help="write all scores as JSON here (- for stdout)"),
     batch_size: int = Opt(64, "--batch-size", min=1),
     no_gold_preproc: bool = Opt(False, "--no-gold-preproc", help="predict on spaCy's own tokenization"),
+    min_score: Optional[float] = Opt(None, "--min-score", min=0.0, max=1.0, help=_MIN_SCORE_HELP),
     code: Optional[Path] = Opt(None, "--code", "-c", help=_CODE_HELP),
     gpu_id: int = Opt(-1, "--gpu-id", "-g", help=_GPU_HELP),
     overwrite: bool = Opt(False, "--overwrite", help=_OVERWRITE_HELP),
@@ -350,6 +352,7 @@ def evaluate_cmd(
         gold_preproc=not no_gold_preproc,
         progress=not no_progress,
         overwrite=overwrite,
+        min_score=min_score,
     )
     out = _console(output)
     print(prf_table(score_rows(result["spacy"], result["seqeval"]), "scorer / type", ("support",)), file=out)
@@ -441,6 +444,7 @@ _NOT_WITH_RAY = {
     "skip_bad_lines": "--skip-bad-lines",
     "keep_entities": "--keep-entities",
     "resume": "--resume",
+    "min_score": "--min-score",
 }
 _WHY_NOT_WITH_RAY = {
     "--input-format": "the format is each file's suffix",
@@ -448,6 +452,7 @@ _WHY_NOT_WITH_RAY = {
     "--skip-bad-lines": "bad records always go to OUTPUT/_errors/",
     "--keep-entities": "it reads no .spacy input",
     "--resume": "a Ray run cannot be resumed (rerun with --overwrite)",
+    "--min-score": "not in the Ray mode yet (set the component's min_score in the pipeline's config)",
 }
 
 
@@ -488,6 +493,7 @@ def annotate_cmd(
     engine: Optional[str] = Opt(
         None, "--engine", help="inference engine: torch, onnx, onnx-int8, torch-int8 (default: the pipeline's)"
     ),
+    min_score: Optional[float] = Opt(None, "--min-score", min=0.0, max=1.0, help=_MIN_SCORE_HELP),
     skip_bad_lines: bool = Opt(False, "--skip-bad-lines", help="skip (and count) bad input lines instead of stopping"),
     keep_entities: bool = Opt(
         False, "--keep-entities", help=".spacy input: keep its entities (default: predict from the tokens only)"
@@ -537,6 +543,7 @@ def annotate_cmd(
         batch_size=batch_size,
         n_process=n_process,
         engine=engine,
+        min_score=min_score,
         skip_bad_lines=skip_bad_lines,
         keep_entities=keep_entities,
         overwrite=overwrite,

@@ -144,3 +144,23 @@ def test_entity_scores_are_probabilities_and_min_score_drops_those_below_it(mode
     strict = spacy.load(model_dir, config={"components": {"wnut_ner": {"spans_key": "sc", "min_score": threshold}}})
     kept = [ent.text for doc in strict.pipe(texts) for ent in doc.ents]
     assert kept == [text for text, score in found if score >= threshold]
+
+
+def test_annotate_min_score_leaves_out_entities_below_it_and_ray_refuses_it(model_dir, tmp_path):
+    import json
+
+    from spacy_wnut.cli import main
+    from spacy_wnut.tools.annotate import annotate
+
+    from .util import TRAIN_DATA
+
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t, _ in TRAIN_DATA * 2), encoding="utf-8")
+    annotate(model_dir, source, tmp_path / "all.jsonl", progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
+    scores = sorted(e["score"] for row in rows for e in row["entities"])
+    threshold = scores[len(scores) // 2]
+    annotate(model_dir, source, tmp_path / "kept.jsonl", progress=False, min_score=threshold)
+    kept = [json.loads(line) for line in (tmp_path / "kept.jsonl").read_text().splitlines()]
+    assert [r["entities"] for r in kept] == [[e for e in r["entities"] if e["score"] >= threshold] for r in rows]
+    assert main(["annotate", str(model_dir), str(source), str(tmp_path / "r"), "--ray", "--min-score", "0.5"]) == 1

@@ -628,3 +628,15 @@ def test_port_in_use_is_one_line_before_the_pipeline_loads(tmp_path):
 def test_unknown_engine_is_refused_before_serving(tmp_path, capsys):
     assert main(["serve", str(tmp_path), "--engine", "bogus"]) == 1
     assert "--engine 'bogus': must be one of torch" in capsys.readouterr().err
+
+
+def test_min_score_per_request_leaves_out_entities_below_it(server):
+    texts = TEXTS * 2
+    everything = post(server.url, json={"texts": texts}).json()["results"]
+    scores = sorted(e["score"] for row in everything for e in row["entities"])
+    threshold = scores[len(scores) // 2]
+    kept = post(server.url, json={"texts": texts, "min_score": threshold}).json()["results"]
+    expected = [[e for e in row["entities"] if e["score"] >= threshold] for row in everything]
+    assert [row["entities"] for row in kept] == expected and 0 < sum(map(len, expected)) < len(scores) + 1
+    refused = post(server.url, json={"text": "Tom Hanks", "min_score": 1.5})
+    assert refused.status_code == 422 and error_of(refused)["field"] == "min_score"

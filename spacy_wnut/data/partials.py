@@ -191,6 +191,7 @@ _FIELDS = {
     "output_format": "--output-format",
     "keep_entities": "--keep-entities",
     "engine": "--engine",
+    "min_score": "--min-score",
 }
 
 

@@ -327,6 +327,7 @@ def annotate(
     batch_size: int = 64,
     n_process: int = 1,
     engine: Optional[str] = None,
+    min_score: Optional[float] = None,
     skip_bad_lines: bool = False,
     keep_entities: bool = False,
     overwrite: bool = False,
@@ -341,6 +342,8 @@ def annotate(
         (`-` for stdout, a FIFO, a device), written to directly (JSONL unless the format is named).
     n_process (int): processes for `nlp.pipe`.
     engine (Optional[str]): the component's inference engine for this run.
+    min_score (Optional[float]): drop entities whose probability is below it (the component's
+        `min_score` for this run; None keeps the pipeline's setting).
     skip_bad_lines (bool): skip (and count) bad records instead of stopping at the first.
     keep_entities (bool): DocBin input: keep the entities it holds.
     overwrite (bool): replace an existing output (and a partial one left by a stopped run).
@@ -370,13 +373,16 @@ def annotate(
         "output_format": out_fmt,
         "keep_entities": keep_entities,
         "engine": engine,
+        "min_score": min_score,
     }
     partial = None if stream else claim(output_path, kind=kind, inputs=[input_path], resume=resume, overwrite=overwrite)
     try:
         try:
             if partial is not None and partial.resumed:
                 partial.check_made_from(made_from)
-            nlp = model if isinstance(model, Language) else load_for_annotation(model, engine=engine)
+            nlp = (
+                model if isinstance(model, Language) else load_for_annotation(model, engine=engine, min_score=min_score)
+            )
             if partial is not None:
                 partial.write_info(made_from)
         except BaseException:
@@ -509,10 +515,16 @@ class _full_disk_named:
 
 
 def load_for_annotation(
-    model: Union[str, Path], *, engine: Optional[str] = None, n_threads: Optional[int] = None
+    model: Union[str, Path],
+    *,
+    engine: Optional[str] = None,
+    n_threads: Optional[int] = None,
+    min_score: Optional[float] = None,
 ) -> Language:
     """Load a pipeline (directory or package name); each `wnut_ner` component also writes entity
-    scores for the output, and runs on `engine` with `n_threads` where given."""
+    scores for the output, and runs on `engine` with `n_threads`, dropping entities below `min_score`,
+    where given."""
+    check_min_score(min_score)
     config = _pipeline_config(model)
     overrides: Dict[str, Any] = {}
     for name, component in config["components"].items():
@@ -524,7 +536,15 @@ def load_for_annotation(
             overrides[f"components.{name}.engine"] = engine
         if n_threads is not None:
             overrides[f"components.{name}.n_threads"] = n_threads
+        if min_score is not None:
+            overrides[f"components.{name}.min_score"] = float(min_score)
     return load_pipeline(model, config=overrides)
+
+
+def check_min_score(min_score: Optional[float]) -> None:
+    """Refuse a `--min-score` that is not a probability."""
+    if min_score is not None and not (isinstance(min_score, (int, float)) and 0.0 <= min_score <= 1.0):
+        raise ConfigError(f"--min-score must be a probability in [0, 1], got {min_score!r}")
 
 
 def _pipeline_config(model: Union[str, Path]):

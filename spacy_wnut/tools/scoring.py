@@ -219,11 +219,13 @@ def run_evaluation(
     gold_preproc: bool = True,
     progress: bool = False,
     overwrite: bool = False,
+    min_score: Optional[float] = None,
 ) -> Dict[str, Any]:
     """`evaluate` with timing and alignment counts; the JSON (if `output`) is written atomically.
 
     The output path and the data are checked before the pipeline runs.
     overwrite (bool): replace an existing output file.
+    min_score (Optional[float]): score with entities below this probability dropped (None: the pipeline's).
     """
     import time
 
@@ -235,7 +237,9 @@ def run_evaluation(
     if output is not None:
         check_output(output, [data], overwrite=overwrite, kind=FILE)
     check_corpus(data, gold_preproc=gold_preproc)
-    nlp = load_pipeline(model)
+    from .annotate import load_for_annotation
+
+    nlp = load_pipeline(model) if min_score is None else load_for_annotation(model, min_score=min_score)
     start = time.perf_counter()
     result = evaluate(nlp, data, gold_preproc=gold_preproc, batch_size=batch_size, progress=progress)
     result["seconds"] = time.perf_counter() - start

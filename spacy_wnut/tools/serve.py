@@ -1,7 +1,7 @@
 """`spacy wnut serve`: a pipeline behind HTTP (FastAPI on uvicorn), with dynamic batching.
 
 `POST /v1/entities` takes `{"text": ...}` or `{"texts": [...]}` (plus an
-optional `"id"`) and answers `{"id": ..., "results": [...]}`: per text, the
+optional `"id"` and `"min_score"`) and answers `{"id": ..., "results": [...]}`: per text, the
 row `annotate` writes to JSONL (`source` is the request's id, `line` the
 text's position from 1, then `text` and `entities` with character offsets,
 label, text and score). Texts of concurrent requests are tagged together in
@@ -175,6 +175,9 @@ class EntitiesRequest(BaseModel):
     texts: Optional[List[StrictStr]] = Field(None, min_length=1, description="texts to tag, in order")
     id: Optional[Union[StrictStr, StrictInt]] = Field(
         None, description="carried into the answer, each row's `source` and the server log (default: a new UUID)"
+    )
+    min_score: Optional[float] = Field(
+        None, ge=0.0, le=1.0, strict=True, description="leave out entities whose probability is below this"
     )
 
     @field_validator("id")
@@ -452,6 +455,9 @@ class Service:
             where = "text" if body.text is not None else f"texts.{i}"
             message = f"the pipeline raised {type(error).__name__} on this text (the server log has it under this id)"
             raise ServeError(500, "pipeline_error", message, where, id=request_id)
+        if body.min_score is not None:
+            for row in outcomes:
+                row["entities"] = [e for e in row["entities"] if (e["score"] or 0.0) >= body.min_score]
         return {"id": request_id, "results": outcomes}
 
 
@@ -584,7 +590,7 @@ def parse_body(raw: bytes) -> EntitiesRequest:
         field = ".".join(str(part) for part in loc[:1] + tuple(p for p in loc[1:] if isinstance(p, int))) or "body"
         message = first.get("msg", "invalid").removeprefix("Value error, ")
         if first.get("type") == "extra_forbidden":
-            message = "unknown field (the fields are text, texts and id)"
+            message = "unknown field (the fields are text, texts, id and min_score)"
         elif field == "id" and first.get("type") != "value_error":
             message = "the id must be a string or a whole number"
         raise ServeError(422, "invalid_field", message, field) from None
