@@ -164,3 +164,17 @@ def test_annotate_min_score_leaves_out_entities_below_it_and_ray_refuses_it(mode
     kept = [json.loads(line) for line in (tmp_path / "kept.jsonl").read_text().splitlines()]
     assert [r["entities"] for r in kept] == [[e for e in r["entities"] if e["score"] >= threshold] for r in rows]
     assert main(["annotate", str(model_dir), str(source), str(tmp_path / "r"), "--ray", "--min-score", "0.5"]) == 1
+
+
+def test_threshold_curve_and_the_thresholds_chosen_from_it_by_hand():
+    from spacy_wnut.training.calibration import choose_thresholds, threshold_curve
+
+    probs, correct = [0.2, 0.4, 0.6, 0.9], [False, True, False, True]
+    curve = threshold_curve(probs, correct, n_gold=4, steps=10)
+    at = {round(row["threshold"], 1): row for row in curve}
+    assert at[0.0]["kept"] == 4 and at[0.0]["p"] == 0.5 and at[0.0]["r"] == 0.5
+    assert at[0.7]["kept"] == 1 and at[0.7]["p"] == 1.0 and at[0.7]["r"] == 0.25
+    assert at[1.0]["kept"] == 0 and at[1.0]["f"] == 0.0
+    chosen = choose_thresholds(curve, target_precision=0.6)
+    assert round(chosen["best_f1"]["threshold"], 1) == 0.3  # P 2/3, R 1/2: F1 0.571, the highest
+    assert round(chosen["target"]["threshold"], 1) == 0.3 and choose_thresholds(curve, 1.01)["target"] is None

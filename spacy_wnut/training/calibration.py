@@ -10,7 +10,7 @@ held-out set; the predicted entities do not change with `T`, only their probabil
 """
 
 import math
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy
 
@@ -191,3 +191,38 @@ class EntityOutcomes:
             "brier": brier_score(probs, correct),
             "reliability": reliability_table(probs, correct),
         }
+
+
+def threshold_curve(
+    probs: Sequence[float], correct: Sequence[bool], n_gold: int, steps: int = 100
+) -> List[Dict[str, float]]:
+    """Entity precision, recall and F1 when entities below each threshold are left out (`min_score`).
+
+    probs (Sequence[float]): each predicted entity's probability.
+    correct (Sequence[bool]): whether it is a gold entity.
+    n_gold (int): the gold entities of the set (recall's denominator).
+    steps (int): thresholds 0, 1/steps, ..., 1.
+    RETURNS (List[Dict[str, float]]): `{"threshold", "p", "r", "f", "kept"}` per threshold.
+    """
+    p, c = _checked(probs, correct)
+    rows = []
+    for threshold in numpy.linspace(0.0, 1.0, steps + 1):
+        kept = p >= threshold
+        true = int((c & kept).sum())
+        precision = true / int(kept.sum()) if kept.any() else 0.0
+        recall = true / n_gold if n_gold else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows.append({"threshold": float(threshold), "p": precision, "r": recall, "f": f1, "kept": int(kept.sum())})
+    return rows
+
+
+def choose_thresholds(curve: Sequence[Dict[str, float]], target_precision: Optional[float] = None) -> Dict:
+    """The threshold of highest F1 (the lowest among equals), and the lowest reaching `target_precision`.
+
+    RETURNS (Dict): `{"best_f1": row, "target": row or None}`.
+    """
+    best = max(curve, key=lambda row: (row["f"], -row["threshold"]))
+    target = None
+    if target_precision is not None:
+        target = next((row for row in curve if row["kept"] and row["p"] >= target_precision), None)
+    return {"best_f1": best, "target": target}
