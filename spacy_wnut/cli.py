@@ -412,6 +412,9 @@ def report_cmd(
     data: Path = Arg(..., help=".spacy DocBin with gold entities"),
     output: Path = Arg(..., help="HTML file to write (- for stdout)"),
     worst: int = Opt(20, "--worst", min=0, help="how many of the worst sentences to show"),
+    target_precision: float = Opt(
+        0.8, "--target-precision", min=0.0, max=1.0, help="name the lowest min_score reaching this precision"
+    ),
     batch_size: int = Opt(64, "--batch-size", min=1),
     code: Optional[Path] = Opt(None, "--code", "-c", help=_CODE_HELP),
     gpu_id: int = Opt(-1, "--gpu-id", "-g", help=_GPU_HELP),
@@ -422,7 +425,15 @@ def report_cmd(
 
     _import_code(code)
     _use_gpu(gpu_id)
-    report = write_report(model, data, output, n_worst=worst, batch_size=batch_size, overwrite=overwrite)
+    report = write_report(
+        model,
+        data,
+        output,
+        n_worst=worst,
+        batch_size=batch_size,
+        overwrite=overwrite,
+        target_precision=target_precision,
+    )
     out = _console(output)
     print(f"{report.n_docs} docs", file=out)
     print(prf_table(score_rows(report.spacy_scores, report.seqeval), "scorer / type", ("support",)), file=out)

@@ -48,3 +48,7 @@ def test_report_cli_writes_the_page(trained_nlp, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "1.0000" in result.stdout and (tmp_path / "out" / "report.html").exists()
     assert "seqeval" in result.stdout and "spaCy scorer" in result.stdout
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert 'id="reliability-chart"' in page and 'id="threshold-chart"' in page
+    # every entity of the overfit model is right: all of them kept up to its lowest probability
+    assert "100.0% correct" in page and "Precision 0.8 or more: <code>min_score</code> 0.00" in page

@@ -12,7 +12,7 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy
 from spacy import displacy
@@ -36,6 +36,7 @@ class Report:
     confusion: numpy.ndarray  # (gold label, predicted label) token counts, O last
     worst: List[Tuple[int, Example]]  # (entity errors, example), worst first
     n_docs: int
+    calibration: Optional[Dict[str, Any]] = None  # `calibration_of`: measures, threshold curve, choices
 
 
 def token_labels(doc: Doc) -> List[str]:
@@ -74,6 +75,29 @@ def build_report(examples: Sequence[Example], n_worst: int = 20) -> Report:
     errors = [(entity_errors(eg), i) for i, eg in enumerate(examples)]
     worst = [(n, examples[i]) for n, i in sorted(errors, key=lambda x: (-x[0], x[1])) if n > 0][:n_worst]
     return Report(spacy_scores, seq, labels, confusion_matrix(examples, labels), worst, len(examples))
+
+
+def calibration_of(nlp, examples: Sequence[Example], target_precision: Optional[float]) -> Dict[str, Any]:
+    """The entity probabilities on `examples` at the component's temperature: ECE, Brier, reliability,
+    and precision / recall / F1 against `min_score`, with the thresholds chosen from it."""
+    from ..pipeline.component import find_wnut_pipe
+    from ..training.calibration import EntityOutcomes, choose_thresholds, threshold_curve
+
+    _, pipe = find_wnut_pipe(nlp)
+    outcomes = EntityOutcomes(nlp, examples)
+    measures = outcomes.measures(pipe.temperature)
+    n_gold = sum(len(eg.reference.ents) for eg in examples)
+    curve = threshold_curve(numpy.exp(outcomes.log_probs(pipe.temperature)), outcomes.correct, n_gold)
+    return {
+        **measures,
+        "curve": curve,
+        "chosen": choose_thresholds(curve, target_precision),
+        "target_precision": target_precision,
+    }
+
+
+def _data_url(png: str) -> str:
+    return f"data:image/png;base64,{png}"
 
 
 def _png(fig) -> str:
@@ -123,7 +147,42 @@ def charts(report: Report) -> Dict[str, str]:
     ax.legend(loc="lower right")
     f1_png = _png(fig)
     plt.close(fig)
-    return {"confusion": confusion_png, "f1": f1_png}
+    images = {"confusion": confusion_png, "f1": f1_png}
+    if report.calibration is not None:
+        images.update(calibration_charts(report.calibration, plt))
+    return images
+
+
+def calibration_charts(calibration: Dict[str, Any], plt) -> Dict[str, str]:
+    """The reliability diagram and the precision / recall / F1 curve against `min_score`, as base64 PNGs."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    bins = [row for row in calibration["reliability"] if row["count"]]
+    ax.bar([row["low"] for row in bins], [row["accuracy"] for row in bins], width=0.1, align="edge",
+           color="#4c72b0", edgecolor="white", label="share correct")  # fmt: skip
+    ax.plot([0, 1], [0, 1], color="#c44e52", linestyle="--", label="perfect calibration")
+    ax.set_xlabel("entity probability")
+    ax.set_ylabel("share of entities that are correct")
+    ax.set_title(f"Reliability (ECE {calibration['ece']:.3f}, T = {calibration['temperature']:.2f})")
+    ax.legend(loc="upper left")
+    reliability_png = _png(fig)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    curve = calibration["curve"]
+    thresholds = [row["threshold"] for row in curve]
+    for key, name, color in (("p", "precision", "#4c72b0"), ("r", "recall", "#55a868"), ("f", "F1", "#c44e52")):
+        ax.plot(thresholds, [row[key] for row in curve], label=name, color=color)
+    best = calibration["chosen"]["best_f1"]
+    ax.axvline(best["threshold"], color="#c44e52", linestyle=":", label=f"best F1 at {best['threshold']:.2f}")
+    target = calibration["chosen"]["target"]
+    if target is not None:
+        ax.axvline(target["threshold"], color="#4c72b0", linestyle=":",
+                   label=f"P >= {calibration['target_precision']:g} from {target['threshold']:.2f}")  # fmt: skip
+    ax.set_xlabel("min_score")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="lower left", fontsize=8)
+    curve_png = _png(fig)
+    plt.close(fig)
+    return {"reliability": reliability_png, "threshold": curve_png}
 
 
 def render_html(report: Report, title: str = "spacy-wnut evaluation") -> str:
@@ -150,7 +209,31 @@ def render_html(report: Report, title: str = "spacy-wnut evaluation") -> str:
             f'<div class="pair"><div class="errors">{errors} entity error(s)</div>'
             f'<div class="side"><h4>gold</h4>{gold}</div><div class="side"><h4>predicted</h4>{pred}</div></div>'
         )
+    calibration = ""
+    if report.calibration is not None:
+        c = report.calibration
+        chosen = c["chosen"]
+        lines = [
+            f"<p>{c['entities']} predicted entities, {c['accuracy']:.1%} correct (exact span and label); mean "
+            f"probability {c['mean_probability']:.3f} at temperature {c['temperature']:.2f}; ECE {c['ece']:.4f}, "
+            f"Brier {c['brier']:.4f}. Highest F1 with <code>min_score</code> {chosen['best_f1']['threshold']:.2f} "
+            f"(P {chosen['best_f1']['p']:.3f}, R {chosen['best_f1']['r']:.3f}, F1 {chosen['best_f1']['f']:.3f})."
+        ]
+        if c["target_precision"] is not None:
+            target = chosen["target"]
+            lines.append(
+                f"<p>Precision {c['target_precision']:g} or more: <code>min_score</code> {target['threshold']:.2f} "
+                f"(P {target['p']:.3f}, R {target['r']:.3f})."
+                if target is not None
+                else f"<p>No threshold reaches precision {c['target_precision']:g} on this set."
+            )
+        calibration = (
+            '<h2>Entity probabilities</h2><div id="calibration">' + "".join(lines) + "</div>"
+            f'<img id="reliability-chart" alt="reliability diagram" src="{_data_url(images["reliability"])}">'
+            f'<img id="threshold-chart" alt="P/R/F1 against min_score" src="{_data_url(images["threshold"])}">'
+        )
     return _PAGE.format(
+        calibration=calibration,
         title=html.escape(title),
         n_docs=report.n_docs,
         overall=overall,
@@ -183,6 +266,7 @@ td:first-child {{ text-align: left; }}
 <h2>Charts</h2>
 <img id="f1-chart" alt="per-type F1" src="data:image/png;base64,{f1}">
 <img id="confusion-chart" alt="label confusion matrix" src="data:image/png;base64,{confusion}">
+{calibration}
 <h2>The {n_worst} sentences with the most entity errors</h2>
 <div id="worst">{worst}</div>
 </body></html>
@@ -197,11 +281,13 @@ def write_report(
     n_worst: int = 20,
     batch_size: int = 64,
     overwrite: bool = False,
+    target_precision: Optional[float] = 0.8,
 ) -> Report:
     """Score `model` on `data` and write the HTML report to `output` (atomically); returns the report.
 
     The output path and the data are checked before the pipeline runs.
     overwrite (bool): replace an existing output file.
+    target_precision (Optional[float]): also name the lowest `min_score` reaching this precision.
     """
     require("report", ["matplotlib"], "report")
     from ..data.outputs import FILE, atomic_path, check_output
@@ -217,6 +303,7 @@ def write_report(
     examples = read_examples(nlp, data)
     warn_unknown_gold_labels(nlp, examples, data)
     report = build_report(predict_examples(nlp, examples, batch_size=batch_size), n_worst=n_worst)
+    report.calibration = calibration_of(nlp, read_examples(nlp, data), target_precision)
     with atomic_path(output) as tmp:
         tmp.write_text(render_html(report, title=f"{model} on {data}"), encoding="utf-8")
     return report
