@@ -119,6 +119,14 @@ async def post_all(url: str, bodies, clients: int = 16):
     return responses
 
 
+async def holding(http, folder: Path, name: str):
+    """POST `HOLD:name` (id "held"): its batch holds the worker (`serve_hooks`) until `name.release` exists.
+    RETURNS the pending answer, once the batch runs."""
+    held = asyncio.ensure_future(http.post("/v1/entities", json={"text": f"HOLD:{name}", "id": "held"}))
+    await asyncio.to_thread(wait_for_file, folder / f"{name}.held")
+    return held
+
+
 def post(url: str, **kwargs):
     return httpx.post(url + "/v1/entities", timeout=60, **kwargs)
 
@@ -281,8 +289,7 @@ def test_text_that_makes_the_pipeline_raise_fails_its_request_alone(server, hook
 
     async def scenario():
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-            held = asyncio.ensure_future(http.post("/v1/entities", json={"text": "HOLD:raise"}))
-            await asyncio.to_thread(wait_for_file, hooks_dir / "raise.held")
+            held = await holding(http, hooks_dir, "raise")
             bad = {"texts": [TEXTS[0], "this one should RAISE"], "id": "bad-1"}
             bodies = [{"texts": TEXTS, "id": "good-1"}, bad, {"text": TEXTS[1], "id": "good-2"}]
             sent = [asyncio.ensure_future(http.post("/v1/entities", json=body)) for body in bodies]
@@ -308,8 +315,7 @@ def test_full_queue_answers_503_with_retry_after(server, hooks_dir):
 
     async def scenario():
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-            held = asyncio.ensure_future(http.post("/v1/entities", json={"text": "HOLD:full"}))
-            await asyncio.to_thread(wait_for_file, hooks_dir / "full.held")
+            held = await holding(http, hooks_dir, "full")
             bodies = [{"texts": [TEXTS[i % 4]] * 8} for i in range(16)]
             queued = [asyncio.ensure_future(http.post("/v1/entities", json=body)) for body in bodies]
             await asyncio.to_thread(server.wait_for_metric, "spacy_wnut_queue_depth", 128)
@@ -344,8 +350,7 @@ def test_stop_signal_drains_the_requests_in_flight_and_exits_0(hooks_model, tmp_
 
         async def scenario():
             async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-                held = asyncio.ensure_future(http.post("/v1/entities", json={"text": "HOLD:stop", "id": "held"}))
-                await asyncio.to_thread(wait_for_file, tmp_path / "stop.held")
+                held = await holding(http, tmp_path, "stop")
                 sent = [asyncio.ensure_future(http.post("/v1/entities", json=body)) for body in bodies]
                 n_texts = sum(len(b.get("texts", [0])) for b in bodies)
                 await asyncio.to_thread(server.wait_for_metric, "spacy_wnut_queue_depth", n_texts)
@@ -551,8 +556,7 @@ def test_request_past_its_deadline_is_503_and_a_client_that_leaves_has_its_texts
 
         async def scenario():
             async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-                held = asyncio.ensure_future(http.post("/v1/entities", json={"text": "HOLD:deadline", "id": "held"}))
-                await asyncio.to_thread(wait_for_file, tmp_path / "deadline.held")
+                held = await holding(http, tmp_path, "deadline")
                 async with httpx.AsyncClient(base_url=server.url, timeout=0.5) as impatient:
                     with pytest.raises(httpx.ReadTimeout):
                         await impatient.post("/v1/entities", json={"texts": ["left behind"] * 8})
@@ -580,8 +584,7 @@ def test_stop_answers_503_to_what_is_left_after_the_drain_timeout_and_exits_1(ho
 
         async def scenario():
             async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-                held = asyncio.ensure_future(http.post("/v1/entities", json={"text": "HOLD:drain", "id": "held"}))
-                await asyncio.to_thread(wait_for_file, tmp_path / "drain.held")
+                held = await holding(http, tmp_path, "drain")
                 queued = asyncio.ensure_future(http.post("/v1/entities", json={"texts": TEXTS, "id": "queued"}))
                 await asyncio.to_thread(server.wait_for_metric, "spacy_wnut_queue_depth", len(TEXTS))
                 signalled = time.monotonic()

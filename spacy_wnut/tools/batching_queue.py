@@ -85,12 +85,7 @@ class DynamicBatcher(Generic[T, R]):
         """A worker that stopped on its own (a bug) fails what is queued, and the batcher takes nothing more."""
         if worker.cancelled() or worker.exception() is None:
             return
-        self._closed = True
-        while not self._queue.empty():
-            _, future, _ = self._queue.get_nowait()
-            self._queue.task_done()
-            if not future.done():
-                future.set_exception(QueueClosed(f"the batching worker stopped: {worker.exception()!r}"))
+        self.abort(QueueClosed(f"the batching worker stopped: {worker.exception()!r}"))
 
     async def submit(self, items: Sequence[T]) -> List[Outcome]:
         """Queue `items` and wait for their results.

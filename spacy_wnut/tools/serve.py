@@ -317,18 +317,21 @@ class Service:
     def ready(self) -> bool:
         return self.batcher is not None
 
-    def _load(self) -> Language:
+    @contextmanager
+    def _working(self) -> Iterator[None]:
+        """Mark the worker thread busy (loading or tagging) for the block."""
         self.worker_busy = True
         try:
-            return self._load_and_warm_up()
+            yield
         finally:
             self.worker_busy = False
 
-    def _load_and_warm_up(self) -> Language:
-        nlp = load_for_annotation(self.model, engine=self.settings.engine, n_threads=self.settings.threads)
-        if self.settings.max_length is not None:
-            nlp.max_length = self.settings.max_length
-        nlp("warm-up")  # the first call builds lazily made state (sessions, caches): not in a request's time
+    def _load(self) -> Language:
+        with self._working():
+            nlp = load_for_annotation(self.model, engine=self.settings.engine, n_threads=self.settings.threads)
+            if self.settings.max_length is not None:
+                nlp.max_length = self.settings.max_length
+            nlp("warm-up")  # the first call builds lazily made state (sessions, caches): not in a request's time
         return nlp
 
     async def start(self) -> None:
@@ -387,12 +390,9 @@ class Service:
             self.executor.shutdown(wait=not self.worker_busy, cancel_futures=True)
 
     def _tag(self, records: List[Record]) -> List[Dict[str, Any]]:
-        self.worker_busy = True
-        try:
+        with self._working():
             docs = self.nlp.pipe([r.text for r in records], batch_size=len(records))
             return [output_row(record, doc, SCORES_KEY) for record, doc in zip(records, docs)]
-        finally:
-            self.worker_busy = False
 
     def texts_of(self, body: EntitiesRequest) -> List[str]:
         """The request's texts, refused (with the field) when they are too many, too long or not valid Unicode."""
@@ -435,14 +435,13 @@ class Service:
             outcomes = await asyncio.wait_for(self.batcher.submit(records), timeout)
         except QueueFull as err:
             raise ServeError(503, "queue_full", f"the server is busy: {err}", headers=retry, id=request_id) from None
-        except QueueClosed as err:
-            self.unanswered += 1
-            raise ServeError(503, "shutting_down", str(err), headers=retry, id=request_id) from None
+        except QueueClosed as err:  # submitted while stopping: answered as if aborted in the queue
+            outcomes = [err]
         except asyncio.TimeoutError:
             message = f"not tagged within --request-timeout {timeout:g} s (its texts were dropped)"
             raise ServeError(503, "timeout", message, headers=retry, id=request_id) from None
         closed = next((o for o in outcomes if isinstance(o, QueueClosed)), None)
-        if closed is not None:  # aborted while its batch ran
+        if closed is not None:  # the stop came first, or came while its texts waited or ran
             self.unanswered += 1
             raise ServeError(503, "shutting_down", str(closed), headers=retry, id=request_id)
         failed = [(i, outcome) for i, outcome in enumerate(outcomes) if isinstance(outcome, BaseException)]
