@@ -371,7 +371,7 @@ def evaluate_cmd(
 def tune_bias_cmd(
     model: str = Arg(..., help="trained pipeline directory or package name"),
     dev: Path = Arg(..., help=".spacy DocBin with gold entities (dev, never test)"),
-    output: Path = Arg(..., help="directory for the pipeline with the chosen entity_bias"),
+    output: Path = Arg(..., help="directory for the pipeline with the chosen entity_bias and temperature"),
     grid: Optional[str] = Opt(None, "--grid", help="comma-separated values to try (default 0..3)"),
     component: Optional[str] = Opt(None, "--component", help=_COMPONENT_HELP),
     batch_size: int = Opt(64, "--batch-size", min=1),
@@ -380,7 +380,8 @@ def tune_bias_cmd(
     gpu_id: int = Opt(-1, "--gpu-id", "-g", help=_GPU_HELP),
     overwrite: bool = Opt(False, "--overwrite", help=_OVERWRITE_HELP),
 ) -> None:
-    """Pick the component's entity_bias on a dev set; save the pipeline with it."""
+    """Pick the component's entity_bias on a dev set and fit its entity probabilities' temperature; save the
+    pipeline with both."""
     from .training.tune import parse_grid, tune_and_save
 
     _import_code(code)
@@ -455,7 +456,6 @@ _NOT_WITH_RAY = {
     "skip_bad_lines": "--skip-bad-lines",
     "keep_entities": "--keep-entities",
     "resume": "--resume",
-    "min_score": "--min-score",
 }
 _WHY_NOT_WITH_RAY = {
     "--input-format": "the format is each file's suffix",
@@ -463,7 +463,6 @@ _WHY_NOT_WITH_RAY = {
     "--skip-bad-lines": "bad records always go to OUTPUT/_errors/",
     "--keep-entities": "it reads no .spacy input",
     "--resume": "a Ray run cannot be resumed (rerun with --overwrite)",
-    "--min-score": "not in the Ray mode yet (set the component's min_score in the pipeline's config)",
 }
 
 
@@ -536,6 +535,7 @@ def annotate_cmd(
                 gpus_per_actor=gpus_per_actor,
                 batch_size=batch_size,
                 engine=engine,
+                min_score=min_score,
                 output_format=output_format or "jsonl",
                 overwrite=overwrite,
                 progress=not no_progress,

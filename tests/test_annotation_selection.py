@@ -4,6 +4,7 @@ import numpy
 import pytest
 
 from spacy_wnut.pipeline.component import find_wnut_pipe
+from spacy_wnut.pipeline.decode import TagScheme, TokenProbs, tag_probs
 from spacy_wnut.tools.annotation.predict import predict_docs
 from spacy_wnut.tools.annotation.selection import Selector, select_indices, text_uncertainty, token_margins
 
@@ -20,11 +21,17 @@ def test_token_without_subwords_has_full_margin():
     assert token_margins(probs, numpy.array([False, True])) == pytest.approx([1.0, 0.0])
 
 
-def test_entity_bias_is_applied_before_the_margin():
-    probs = numpy.array([[0.6, 0.2, 0.2]])
-    biased = token_margins(probs, numpy.array([True]), entity_bias=numpy.log(3.0))
-    # O 0.6 against B 0.6 and I 0.6 once the entity tags are raised 3x: no margin left.
-    assert biased == pytest.approx([0.0], abs=1e-9)
+def test_margins_come_from_the_same_distribution_as_the_entities():
+    # One token: I cannot start a doc, so its marginals are O and B renormalised (0.75, 0.25); with
+    # entity_bias applied as decoding applies it, O 0.6 against B 0.6: no margin left; the temperature
+    # flattens them.
+    probs = TokenProbs(numpy.array([[0.6, 0.2, 0.2]]), numpy.array([True]), numpy.array([1]))
+    scheme = TagScheme(("a",))
+    assert token_margins(tag_probs(probs, scheme), probs.has_rows) == pytest.approx([0.5])
+    assert token_margins(tag_probs(probs, scheme, entity_bias=numpy.log(3.0)), probs.has_rows) == pytest.approx(
+        [0.0], abs=1e-9
+    )
+    assert token_margins(tag_probs(probs, scheme, temperature=2.0), probs.has_rows) < 0.5
 
 
 def test_uncertainty_is_one_minus_the_lowest_margin():
@@ -65,12 +72,12 @@ def test_unknown_selection_or_bad_limit_is_refused(how, limit):
         Selector(how, limit)
 
 
-def test_pipeline_uncertainty_is_computed_from_the_components_token_probabilities(trained_nlp):
+def test_pipeline_uncertainty_is_computed_from_the_components_tag_marginals(trained_nlp):
     _, pipe = find_wnut_pipe(trained_nlp)
     docs = [trained_nlp.make_doc(text) for text, _ in TRAIN_DATA]
     got = [u for _, u in predict_docs(trained_nlp, [trained_nlp.make_doc(t) for t, _ in TRAIN_DATA])]
     probs = pipe.token_probs(pipe.subword_scores(docs))
-    margins = token_margins(probs.probs, probs.has_rows, pipe.entity_bias)
+    margins = token_margins(pipe.tag_probs(probs), probs.has_rows)
     bounds = numpy.cumsum([0] + [len(d) for d in docs])
     expected = [text_uncertainty(margins[bounds[i] : bounds[i + 1]]) for i in range(len(docs))]
     assert got == pytest.approx(expected) and all(0.0 <= u <= 1.0 for u in got)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from spacy_wnut.data.conll import read_conll
-from spacy_wnut.errors import InputError, MissingExtra, OutputError
+from spacy_wnut.errors import ConfigError, InputError, MissingExtra, OutputError
 from spacy_wnut.tools.annotate import annotate
 
 from .util import TRAIN_DATA, wnut_command
@@ -93,6 +93,18 @@ def test_ray_output_equals_single_process_output(ray_cluster, model_dir, shards,
     )
     assert json.loads((tmp_path / "out" / "_summary.json").read_text())["balanced"] is True
     assert not (tmp_path / "out.partial").exists()
+
+
+def test_ray_min_score_leaves_out_the_entities_one_process_leaves_out(ray_cluster, model_dir, shards, reference, tmp_path):
+    scores = sorted(e["score"] for r in reference for e in r["entities"])
+    # halfway across the widest gap between scores: batching moves a score by far less than that
+    gap, threshold = max((high - low, (low + high) / 2) for low, high in zip(scores, scores[1:]))
+    assert gap > 1e-3
+    annotate_ray(model_dir, shards, tmp_path / "out", actors=1, batch_size=64, min_score=threshold)
+    expected = [{**r, "entities": [e for e in r["entities"] if e["score"] >= threshold]} for r in reference]
+    assert keyed(iter_records(tmp_path / "out")) == keyed(expected)
+    with pytest.raises(ConfigError, match="--min-score"):
+        annotate_ray(model_dir, shards, tmp_path / "bad", min_score=1.5)
 
 
 def test_ray_runs_the_runtime_pipeline_with_the_same_entities(ray_cluster, model_dir, shards, reference, tmp_path):

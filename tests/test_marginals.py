@@ -5,11 +5,12 @@ import itertools
 import math
 
 import numpy
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spacy_wnut.pipeline.decode import TagScheme, tags_to_spans
-from spacy_wnut.pipeline.marginals import span_log_probs, transition_log_scores
+from spacy_wnut.pipeline.marginals import span_log_probs, tag_marginals, transition_log_scores
 from spacy_wnut.training.calibration import (
     brier_score,
     expected_calibration_error,
@@ -20,9 +21,8 @@ from spacy_wnut.training.calibration import (
 SCHEME = TagScheme(("a", "b"))
 
 
-def brute_force(emissions, allowed):
-    """Probability of each (start, end, label) entity by enumerating every valid tag sequence."""
-    weights, total = {}, 0.0
+def valid_sequences(emissions, allowed):
+    """Every tag sequence the transitions allow, with its unnormalised probability."""
     for tags in itertools.product(range(SCHEME.n_tags), repeat=len(emissions)):
         previous, score = 0, 0.0
         for t, tag in enumerate(tags):
@@ -31,11 +31,17 @@ def brute_force(emissions, allowed):
             score += emissions[t, tag]
             previous = tag
         else:
-            weight = math.exp(score)
-            total += weight
-            spans = tags_to_spans(numpy.array(tags), numpy.zeros(len(tags)))
-            for key in zip(spans.starts.tolist(), spans.ends.tolist(), spans.label_ids.tolist()):
-                weights[key] = weights.get(key, 0.0) + weight
+            yield tags, math.exp(score)
+
+
+def brute_force(emissions, allowed):
+    """Probability of each (start, end, label) entity by enumerating every valid tag sequence."""
+    weights, total = {}, 0.0
+    for tags, weight in valid_sequences(emissions, allowed):
+        total += weight
+        spans = tags_to_spans(numpy.array(tags), numpy.zeros(len(tags)))
+        for key in zip(spans.starts.tolist(), spans.ends.tolist(), spans.label_ids.tolist()):
+            weights[key] = weights.get(key, 0.0) + weight
     return {key: weight / total for key, weight in weights.items()}
 
 
@@ -49,6 +55,26 @@ def test_span_probabilities_equal_brute_force_enumeration(n, seed, scale):
     starts, ends, labels = (numpy.array([k[i] for k in keys]) for i in range(3))
     got = numpy.exp(span_log_probs(emissions, transition_log_scores(allowed), starts, ends, labels))
     assert numpy.allclose(got, [expected[k] for k in keys], atol=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 4), min_size=1, max_size=3), st.integers(0, 2**32 - 1), st.floats(0.3, 3.0))
+def test_tag_marginals_equal_brute_force_enumeration(lengths, seed, temperature):
+    allowed = SCHEME.allowed_transitions()
+    log_probs = numpy.random.default_rng(seed).normal(size=(sum(lengths), SCHEME.n_tags)) * 2
+    expected, offset = [], 0
+    for n in lengths:
+        emissions = log_probs[offset : offset + n] / temperature
+        marginals, total = numpy.zeros((n, SCHEME.n_tags)), 0.0
+        for tags, weight in valid_sequences(emissions, allowed):
+            total += weight
+            marginals[numpy.arange(n), list(tags)] += weight
+        expected.append(marginals / max(total, 1e-300))
+        offset += n
+    got = tag_marginals(log_probs, numpy.array(lengths), allowed, temperature)
+    assert got.shape == (sum(lengths), SCHEME.n_tags)
+    assert numpy.allclose(got, numpy.concatenate(expected), atol=1e-9)
+    assert numpy.allclose(got.sum(axis=1), 1.0)
 
 
 def test_probabilities_stay_finite_with_extreme_scores():
@@ -91,7 +117,7 @@ def test_reliability_table_ece_and_brier_by_hand():
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.integers(1, 6), min_size=1, max_size=5), st.integers(0, 2**32 - 1), st.floats(0.3, 3.0))
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=5), st.integers(0, 2**32 - 1), st.floats(0.3, 3.0))
 def test_the_batched_probabilities_equal_each_docs_own(lengths, seed, temperature):
     from spacy_wnut.pipeline.marginals import entity_log_probs
 
@@ -146,7 +172,7 @@ def test_entity_scores_are_probabilities_and_min_score_drops_those_below_it(mode
     assert kept == [text for text, score in found if score >= threshold]
 
 
-def test_annotate_min_score_leaves_out_entities_below_it_and_ray_refuses_it(model_dir, tmp_path):
+def test_annotate_min_score_leaves_out_entities_below_it(model_dir, tmp_path):
     import json
 
     from spacy_wnut.cli import main
@@ -163,7 +189,7 @@ def test_annotate_min_score_leaves_out_entities_below_it_and_ray_refuses_it(mode
     annotate(model_dir, source, tmp_path / "kept.jsonl", progress=False, min_score=threshold)
     kept = [json.loads(line) for line in (tmp_path / "kept.jsonl").read_text().splitlines()]
     assert [r["entities"] for r in kept] == [[e for e in r["entities"] if e["score"] >= threshold] for r in rows]
-    assert main(["annotate", str(model_dir), str(source), str(tmp_path / "r"), "--ray", "--min-score", "0.5"]) == 1
+    assert main(["annotate", str(model_dir), str(source), str(tmp_path / "r.jsonl"), "--min-score", "1.5"]) == 2
 
 
 def test_threshold_curve_and_the_thresholds_chosen_from_it_by_hand():
@@ -178,3 +204,30 @@ def test_threshold_curve_and_the_thresholds_chosen_from_it_by_hand():
     chosen = choose_thresholds(curve, target_precision=0.6)
     assert round(chosen["best_f1"]["threshold"], 1) == 0.3  # P 2/3, R 1/2: F1 0.571, the highest
     assert round(chosen["target"]["threshold"], 1) == 0.3 and choose_thresholds(curve, 1.01)["target"] is None
+
+
+def test_temperature_and_min_score_are_saved_and_kept_by_the_runtime_pipeline(model_dir, tmp_path):
+    import spacy
+
+    from spacy_wnut.tools.runtime_export import export_runtime
+
+    from .util import TRAIN_DATA
+
+    texts = [text for text, _ in TRAIN_DATA]
+    settings = {"spans_key": "sc", "temperature": 1.7, "min_score": 0.3}
+    nlp = spacy.load(model_dir, config={"components": {"wnut_ner": settings}})
+    nlp.to_disk(tmp_path / "calibrated")
+    export_runtime(tmp_path / "calibrated", tmp_path / "runtime")
+
+    def entities(path):
+        loaded = spacy.load(path)
+        pipe = loaded.get_pipe("wnut_ner")
+        assert (pipe.temperature, pipe.min_score) == (1.7, 0.3)
+        docs = list(loaded.pipe(texts))
+        spans = [[(s.start, s.end, s.label_) for s in doc.spans["sc"]] for doc in docs]
+        return spans, [float(x) for doc in docs for x in doc.spans["sc"].attrs["scores"]]
+
+    spans, scores = entities(tmp_path / "calibrated")
+    runtime_spans, runtime_scores = entities(tmp_path / "runtime")
+    assert spans == runtime_spans and runtime_scores == pytest.approx(scores, abs=1e-4)
+    assert scores and min(scores) >= 0.3

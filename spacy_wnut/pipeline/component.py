@@ -29,7 +29,7 @@ from ..ml.head import SubwordScores
 from ..ml.legacy import register_legacy_names
 from ..ml.onnx_tagger import RUNTIME_HINT, is_runtime_model
 from ..ml.tagger import apply_frozen_embeddings
-from .decode import DECODERS, EntitySpans, TaggedBatch, TagScheme, TokenProbs, decode_entities, softmax, token_probs
+from .decode import DECODERS, EntitySpans, TaggedBatch, TagScheme, TokenProbs, decode_entities, softmax, tag_probs, token_probs
 from .engines import ONNX_ENGINES, EngineRunner
 from .schemes import HeadScheme
 
@@ -359,6 +359,14 @@ class SubwordNER(TrainablePipe):
     def token_probs(self, output: SubwordScores) -> TokenProbs:
         """IOB2 tag probabilities per token, with this component's head and aggregation."""
         return token_probs(output, self.head, self.aggregation)
+
+    def tag_probs(self, probs: TokenProbs) -> numpy.ndarray:
+        """Each token's tag probabilities under the distribution the entities and their scores come from.
+
+        probs (TokenProbs): the batch's token probabilities (`token_probs`).
+        RETURNS (numpy.ndarray): (n_tokens, n_tags) marginals, with `entity_bias` and `temperature`.
+        """
+        return tag_probs(probs, self.scheme, self.entity_bias, self.temperature)
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
         """Tag a stream of docs in batches of similar length; docs come out in input order.

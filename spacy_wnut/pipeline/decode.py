@@ -14,7 +14,7 @@ import numpy
 
 from ..errors import ConfigError
 from ..ml.alignment import TokenRows, aggregate
-from .marginals import entity_log_probs
+from .marginals import entity_log_probs, tag_marginals
 
 if TYPE_CHECKING:
     from ..ml.head import SubwordScores
@@ -233,6 +233,27 @@ def token_probs(output: "SubwordScores", head: "HeadScheme", aggregation: str) -
     return TokenProbs(per_token, has_rows, numpy.asarray(output.doc_lengths))
 
 
+def tag_log_scores(probs: TokenProbs, scheme: TagScheme, entity_bias: float = 0.0) -> numpy.ndarray:
+    """The tag log-scores the decoder and the marginals share: log-probabilities, entity tags raised
+    by `entity_bias`, tokens without subwords given the scheme's prior.
+
+    RETURNS (numpy.ndarray): (n_tokens, n_tags).
+    """
+    log_probs = numpy.log(numpy.maximum(probs.probs, 1e-12))
+    log_probs[:, 1:] += entity_bias
+    log_probs[~probs.has_rows] = scheme.no_rows_prior()
+    return log_probs
+
+
+def tag_probs(probs: TokenProbs, scheme: TagScheme, entity_bias: float = 0.0, temperature: float = 1.0) -> numpy.ndarray:
+    """Each token's tag probabilities under the decoder's tag-sequence distribution (`marginals.tag_marginals`).
+
+    RETURNS (numpy.ndarray): (n_tokens, n_tags), rows summing to 1.
+    """
+    log_probs = tag_log_scores(probs, scheme, entity_bias)
+    return tag_marginals(log_probs, probs.doc_lengths, scheme.allowed_transitions(), temperature)
+
+
 def decode_entities(
     probs: TokenProbs, scheme: TagScheme, decoder: str, entity_bias: float = 0.0, temperature: float = 1.0
 ) -> EntitySpans:
@@ -244,9 +265,7 @@ def decode_entities(
     """
     if decoder not in DECODERS:
         raise ConfigError(f"decoder must be one of {DECODERS}, got {decoder!r}")
-    log_probs = numpy.log(numpy.maximum(probs.probs, 1e-12))
-    log_probs[:, 1:] += entity_bias
-    log_probs[~probs.has_rows] = scheme.no_rows_prior()
+    log_probs = tag_log_scores(probs, scheme, entity_bias)
     if decoder == "argmax":
         tags = log_probs.argmax(axis=1).astype("i")
     else:

@@ -11,6 +11,7 @@ span is tagged so: `y_s = B-l`, `y_t = I-l` inside, and the tag after it (if any
 is computed with forward-backward in log space, per doc.
 """
 
+from dataclasses import dataclass
 from typing import Tuple
 
 import numpy
@@ -83,6 +84,71 @@ def span_log_probs(
     return result
 
 
+@dataclass
+class ChainScores:
+    """Forward-backward log-scores of a batch of docs, padded to the longest doc.
+
+    emissions, alpha, beta: (n_docs, max_len, n_tags); log_z: (n_docs,); active: (n_docs, max_len)
+    marks real tokens; offsets: each doc's first token in the concatenated batch.
+    """
+
+    emissions: numpy.ndarray
+    alpha: numpy.ndarray
+    beta: numpy.ndarray
+    log_z: numpy.ndarray
+    active: numpy.ndarray
+    offsets: numpy.ndarray
+    lengths: numpy.ndarray
+
+
+def chain_scores(
+    log_probs: numpy.ndarray, doc_lengths: numpy.ndarray, allowed: numpy.ndarray, temperature: float = 1.0
+) -> ChainScores:
+    """`forward_backward` for a whole batch at once (docs concatenated in `log_probs`).
+
+    log_probs (numpy.ndarray): (n_tokens, n_tags) tag log-scores, as the Viterbi decodes them.
+    doc_lengths (numpy.ndarray): tokens per doc.
+    allowed (numpy.ndarray): (n_tags, n_tags) transition mask.
+    temperature (float): the scores are divided by it (1: the model's own distribution).
+    RETURNS (ChainScores): the padded forward and backward scores.
+    """
+    lengths = numpy.asarray(doc_lengths, dtype=int)
+    n_docs, n_tags, max_len = len(lengths), log_probs.shape[1], int(lengths.max(initial=0))
+    offsets = numpy.concatenate([[0], numpy.cumsum(lengths)[:-1]]).astype(int)
+    positions = numpy.arange(max_len)[None, :]
+    active = positions < lengths[:, None]
+    emissions = numpy.zeros((n_docs, max_len, n_tags))
+    emissions[active] = numpy.asarray(log_probs, dtype="f8")[(offsets[:, None] + positions)[active]] / temperature
+    transitions = transition_log_scores(allowed)
+    alpha = numpy.zeros((n_docs, max_len, n_tags))
+    beta = numpy.zeros((n_docs, max_len, n_tags))
+    if max_len:
+        alpha[:, 0] = transitions[0][None, :] + emissions[:, 0]
+    for t in range(1, max_len):
+        step = logsumexp(alpha[:, t - 1, :, None] + transitions[None], axis=1) + emissions[:, t]
+        alpha[:, t] = numpy.where(active[:, t, None], step, alpha[:, t - 1])
+    for t in range(max_len - 2, -1, -1):
+        step = logsumexp(transitions[None] + (emissions[:, t + 1] + beta[:, t + 1])[:, None, :], axis=2)
+        beta[:, t] = numpy.where(active[:, t + 1, None], step, 0.0)
+    log_z = logsumexp(alpha[:, -1], axis=1) if max_len else numpy.zeros((n_docs,))  # alpha stays put past a doc's end
+    return ChainScores(emissions, alpha, beta, log_z, active, offsets, lengths)
+
+
+def tag_marginals(
+    log_probs: numpy.ndarray, doc_lengths: numpy.ndarray, allowed: numpy.ndarray, temperature: float = 1.0
+) -> numpy.ndarray:
+    """Probability of each tag at each token under the constrained tag-sequence distribution.
+
+    Arguments as `chain_scores`.
+    RETURNS (numpy.ndarray): (n_tokens, n_tags) marginals (rows sum to 1), docs concatenated.
+    """
+    if len(log_probs) == 0:
+        return numpy.zeros((0, log_probs.shape[1]))
+    chain = chain_scores(log_probs, doc_lengths, allowed, temperature)
+    log_marginals = chain.alpha + chain.beta - chain.log_z[:, None, None]
+    return numpy.exp(log_marginals[chain.active])
+
+
 def entity_log_probs(
     log_probs: numpy.ndarray,
     doc_lengths: numpy.ndarray,
@@ -94,34 +160,18 @@ def entity_log_probs(
 ) -> numpy.ndarray:
     """`span_log_probs` for a whole batch at once: docs concatenated, spans as offsets into the batch.
 
-    log_probs (numpy.ndarray): (n_tokens, n_tags) tag log-scores, as the Viterbi decodes them.
-    doc_lengths (numpy.ndarray): tokens per doc.
-    allowed (numpy.ndarray): (n_tags, n_tags) transition mask.
+    log_probs, doc_lengths, allowed, temperature: as `chain_scores`.
     starts, ends, label_ids (numpy.ndarray): the entities (token offsets into the batch, end exclusive).
-    temperature (float): the scores are divided by it (1: the model's own distribution).
     RETURNS (numpy.ndarray): (n_entities,) log-probabilities.
     """
     if len(starts) == 0:
         return numpy.zeros((0,))
-    lengths = numpy.asarray(doc_lengths, dtype=int)
-    n_docs, n_tags, max_len = len(lengths), log_probs.shape[1], int(lengths.max())
-    offsets = numpy.concatenate([[0], numpy.cumsum(lengths)[:-1]])
-    positions = numpy.arange(max_len)[None, :]
-    active = positions < lengths[:, None]
-    emissions = numpy.zeros((n_docs, max_len, n_tags))
-    emissions[active] = numpy.asarray(log_probs, dtype="f8")[(offsets[:, None] + positions)[active]] / temperature
+    chain = chain_scores(log_probs, doc_lengths, allowed, temperature)
+    emissions, beta, lengths, offsets = chain.emissions, chain.beta, chain.lengths, chain.offsets
+    n_docs, max_len, n_tags = emissions.shape
     transitions = transition_log_scores(allowed)
-    alpha = numpy.empty((n_docs, max_len, n_tags))
-    beta = numpy.zeros((n_docs, max_len, n_tags))
-    alpha[:, 0] = transitions[0][None, :] + emissions[:, 0]
-    for t in range(1, max_len):
-        step = logsumexp(alpha[:, t - 1, :, None] + transitions[None], axis=1) + emissions[:, t]
-        alpha[:, t] = numpy.where(active[:, t, None], step, alpha[:, t - 1])
-    for t in range(max_len - 2, -1, -1):
-        step = logsumexp(transitions[None] + (emissions[:, t + 1] + beta[:, t + 1])[:, None, :], axis=2)
-        beta[:, t] = numpy.where(active[:, t + 1, None], step, 0.0)
-    log_z = logsumexp(alpha[:, -1], axis=1)  # alpha stays put past a doc's end
     doc = numpy.searchsorted(offsets, starts, side="right") - 1
+    # empty docs share their offset with the next doc: searchsorted picks the last of them, the one with tokens
     start, end = starts - offsets[doc], ends - offsets[doc]
     begin, inside = 1 + 2 * label_ids, 2 + 2 * label_ids
     cumulative = numpy.concatenate([numpy.zeros((n_docs, 1, n_tags)), numpy.cumsum(emissions, axis=1)], axis=1)
@@ -131,4 +181,4 @@ def entity_log_probs(
     onward = transitions[last] + emissions[doc, following] + beta[doc, following]
     onward[numpy.arange(len(starts)), inside] = NEG_INF
     tail = numpy.where(end < lengths[doc], logsumexp(onward, axis=1), 0.0)
-    return alpha[doc, start, begin] + inside_sum + tail - log_z[doc]
+    return chain.alpha[doc, start, begin] + inside_sum + tail - chain.log_z[doc]

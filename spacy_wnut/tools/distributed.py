@@ -54,7 +54,7 @@ from ..data.records import (
     split_lines,
 )
 from ..errors import ConfigError, InputError, MissingExtra, OutputError
-from .annotate import SCORES_KEY, check_positive, load_for_annotation
+from .annotate import SCORES_KEY, check_min_score, check_positive, load_for_annotation
 
 RAY_HINT = "pip install 'spacy-wnut[ray]'"
 INPUT_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".txt": "txt", ".parquet": "parquet", ".pq": "parquet"}
@@ -234,6 +234,7 @@ class BatchTagger:
         threads: int = 1,
         fault_marker: Optional[str] = None,
         code: Optional[str] = None,
+        min_score: Optional[float] = None,
     ) -> None:
         start = time.perf_counter()
         if code is not None:
@@ -242,7 +243,7 @@ class BatchTagger:
             import_file("python_code", code)
 
         # n_threads sets torch's threads (when a torch pipeline has it loaded) and ONNX Runtime's.
-        self.nlp = load_for_annotation(model, engine=engine, n_threads=max(1, threads))
+        self.nlp = load_for_annotation(model, engine=engine, n_threads=max(1, threads), min_score=min_score)
         self.output_dir, self.output_format, self.fault_marker = Path(output_dir), output_format, fault_marker
         self.load_seconds = time.perf_counter() - start
         self.reported_load = False
@@ -427,6 +428,7 @@ def annotate_ray(
     gpus_per_actor: float = 0.0,
     batch_size: int = 64,
     engine: Optional[str] = None,
+    min_score: Optional[float] = None,
     output_format: str = "jsonl",
     overwrite: bool = False,
     progress: bool = False,
@@ -445,6 +447,7 @@ def annotate_ray(
     gpus_per_actor (float): GPUs per actor.
     batch_size (int): records per batch (one output shard).
     engine (Optional[str]): the component's inference engine, None for the pipeline's own.
+    min_score (Optional[float]): drop entities whose probability is below it; None keeps the pipeline's.
     output_format (str): "jsonl" or "parquet".
     overwrite (bool): replace an existing output (and a partial one left by a stopped run).
     code (Optional[Union[str, Path]]): a Python file every actor imports first (registered functions).
@@ -455,6 +458,7 @@ def annotate_ray(
         check_positive(name, value)
     if gpus_per_actor < 0:
         raise ConfigError(f"gpus_per_actor must be 0 or more, got {gpus_per_actor}")
+    check_min_score(min_score)
     if output_format not in OUTPUT_FORMATS:
         raise ConfigError(f"output format {output_format!r} is not supported with --ray; use one of {OUTPUT_FORMATS}")
     require_ray()
@@ -464,13 +468,19 @@ def annotate_ray(
     output = Path(output_path)
     inputs = [f.path for f in files] + ([input_path] if Path(str(input_path)).exists() else [])
     check_output(output, inputs, overwrite=overwrite, kind=DIRECTORY)
-    model = _checked_model(model, engine, joined=bool(ray_address))
+    model = _checked_model(model, engine, min_score, joined=bool(ray_address))
     summary.records_in, summary.blank_lines = count_input_records(files)
     partial = claim(output, kind=DIRECTORY, inputs=inputs, overwrite=overwrite)
     keep = False
     try:
         partial.write_info(
-            {"input": str(input_path), **pipeline_identity(model), "output_format": output_format, "engine": engine}
+            {
+                "input": str(input_path),
+                **pipeline_identity(model),
+                "output_format": output_format,
+                "engine": engine,
+                "min_score": min_score,
+            }
         )
         summary.startup_seconds = start_ray(
             ray_address, num_cpus=None if ray_address else _local_cpus(actors, cpus_per_actor)
@@ -486,6 +496,7 @@ def annotate_ray(
             cpus_per_actor,
             gpus_per_actor,
             engine,
+            min_score,
             output_format,
             progress,
             code,
@@ -511,7 +522,7 @@ def annotate_ray(
     return summary
 
 
-def _checked_model(model: Union[str, Path], engine: Optional[str], joined: bool) -> str:
+def _checked_model(model: Union[str, Path], engine: Optional[str], min_score: Optional[float], joined: bool) -> str:
     """The model as the actors should load it, loaded here first to fail early with a clear message.
 
     On a local cluster the actors share this machine, so a model this process
@@ -523,7 +534,7 @@ def _checked_model(model: Union[str, Path], engine: Optional[str], joined: bool)
     if Path(str(model)).exists():
         model = str(Path(str(model)).resolve())
     if Path(str(model)).exists() or spacy.util.is_package(str(model)) or not joined:
-        load_for_annotation(model, engine=engine)
+        load_for_annotation(model, engine=engine, min_score=min_score)
     return str(model)
 
 
@@ -537,6 +548,7 @@ def _run_on_ray(
     cpus_per_actor: int,
     gpus_per_actor: float,
     engine: Optional[str],
+    min_score: Optional[float],
     output_format: str,
     progress: bool,
     code: Optional[Union[str, Path]],
@@ -566,6 +578,7 @@ def _run_on_ray(
             "output_dir": str(partial.resolve()),
             "output_format": output_format,
             "engine": engine,
+            "min_score": min_score,
             "threads": cpus_per_actor,
             "fault_marker": fault_marker,
             "code": str(Path(code).resolve()) if code is not None else None,

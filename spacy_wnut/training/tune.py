@@ -1,10 +1,13 @@
-"""Choose the component's `entity_bias` on a dev set: run the encoder once, decode once per value.
+"""Choose the component's `entity_bias` on a dev set, then fit its entity probabilities' temperature there.
 
 A model trained with cross-entropy on few, rare entities tends to be cautious
 (on WNUT 17 its precision is far above its recall). Adding a constant to the
 entity tags' log-probabilities before Viterbi moves that balance without
-retraining; the value is picked by spaCy's entity F1 on the dev set only.
-"""
+retraining; the value is picked by spaCy's entity F1 on the dev set only: the
+encoder runs once, decoding once per value. With the bias chosen, the entities
+it decodes are fixed, and the temperature of their probabilities
+(`pipeline/marginals.py`) is the one minimising their log-loss on dev
+(`calibration.EntityOutcomes`); it changes the probabilities, never the entities."""
 
 import math
 from dataclasses import dataclass

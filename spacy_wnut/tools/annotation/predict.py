@@ -2,8 +2,9 @@
 
 The pipeline runs as `nlp.pipe` would run it, component by component, except
 that the `wnut_ner` component's step also keeps the token probabilities it
-decodes from, so the uncertainty (`selection.py`) costs no second forward pass
-and the entities are exactly the ones the component sets.
+decodes from, so the uncertainty (`selection.py`, from the same tag-sequence
+distribution as the entity probabilities) costs no second forward pass and the
+entities are exactly the ones the component sets.
 """
 
 from collections import deque
@@ -82,7 +83,7 @@ def tag_with_uncertainty(pipe: SubwordNER, docs: List[Doc]) -> List[float]:
     output = pipe.subword_scores(docs)
     probs = pipe.token_probs(output)
     pipe.set_annotations(docs, pipe.decode(output))
-    margins = token_margins(probs.probs, probs.has_rows, pipe.entity_bias)
+    margins = token_margins(pipe.tag_probs(probs), probs.has_rows)
     bounds = numpy.concatenate([[0], numpy.cumsum(lengths)])
     return [text_uncertainty(margins[bounds[i] : bounds[i + 1]]) for i in range(len(docs))]
 

@@ -2,13 +2,14 @@
 
 Uncertainty of a text is one minus its lowest token margin, where a token's
 margin is the difference between its best and second-best IOB2 tag
-probability, the probabilities being the component's own (subword scores
-aggregated onto tokens, `SubwordNER.token_probs`) with its `entity_bias`
-applied as decoding applies it (added to the entity tags' log-probabilities,
-then renormalised). A text the model is sure of everywhere scores near 0; a
-text with one token the model cannot decide between two tags scores near 1.
-Tokens with no subword (whitespace) have no margin of their own and are left
-out; a text without such a token scores 0.
+probability. The probabilities are the tag marginals of the distribution the
+decoder decodes (`decode.tag_probs`: the component's token probabilities, its
+`entity_bias`, the allowed transitions and its calibrated `temperature`), the
+same distribution the entity probabilities come from. A text the model is
+sure of everywhere scores near 0; a text with one token the model cannot
+decide between two tags scores near 1. Tokens with no subword (whitespace)
+have no margin of their own and are left out; a text without such a token
+scores 0.
 
 `Selector` is the one selection `export-tasks --select` and the active-learning
 simulation (`bench/active_learning.py`) use: it keeps the `limit` best items of
@@ -27,12 +28,11 @@ SELECTIONS = ("uncertain", "random", "all")
 T = TypeVar("T")
 
 
-def token_margins(probs: numpy.ndarray, has_rows: numpy.ndarray, entity_bias: float = 0.0) -> numpy.ndarray:
+def token_margins(probs: numpy.ndarray, has_rows: numpy.ndarray) -> numpy.ndarray:
     """Best minus second-best tag probability of every token (1.0 for tokens with no subword).
 
-    probs (numpy.ndarray): (n_tokens, n_tags) IOB2 tag probabilities, `O` first.
+    probs (numpy.ndarray): (n_tokens, n_tags) IOB2 tag probabilities (`decode.tag_probs`).
     has_rows (numpy.ndarray): (n_tokens,) whether each token had a subword.
-    entity_bias (float): the component's `entity_bias`, applied as decoding applies it.
     RETURNS (numpy.ndarray): (n_tokens,) margins in [0, 1].
     """
     probs = numpy.asarray(probs, dtype="f8")
@@ -40,12 +40,8 @@ def token_margins(probs: numpy.ndarray, has_rows: numpy.ndarray, entity_bias: fl
         return numpy.zeros((0,), dtype="f8")
     if probs.shape[1] < 2:
         return numpy.ones((probs.shape[0],), dtype="f8")
-    if entity_bias:
-        probs = probs.copy()
-        probs[:, 1:] *= numpy.exp(entity_bias)
-        probs /= numpy.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
     top2 = -numpy.partition(-probs, 1, axis=1)[:, :2]
-    margins = top2[:, 0] - top2[:, 1]
+    margins = numpy.clip(top2[:, 0] - top2[:, 1], 0.0, 1.0)
     return numpy.where(numpy.asarray(has_rows, dtype=bool), margins, 1.0)
 
 
