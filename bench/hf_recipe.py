@@ -23,7 +23,7 @@ import spacy
 from spacy.tokens import DocBin
 
 from spacy_wnut.data.convert import doc_to_iob
-from spacy_wnut.pipeline.decode import TagScheme
+from spacy_wnut.pipeline.schemes import TagScheme
 from spacy_wnut.training.hf_metric import compute_metrics
 
 # The tutorial's hyper-parameters (lr 2e-5, batch 16, 2 epochs, weight decay 0.01).

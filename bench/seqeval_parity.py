@@ -11,7 +11,8 @@ from pathlib import Path
 import spacy
 from spacy.scorer import get_ner_prf
 
-from spacy_wnut.tools.scoring import iob_tags, predict_examples, read_examples, seqeval_scores
+from spacy_wnut.data.corpus import read_examples
+from spacy_wnut.tools.scoring import iob_tags, predict_examples, seqeval_scores
 from spacy_wnut.training.hf_metric import load_seqeval_metric
 
 

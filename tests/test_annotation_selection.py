@@ -4,7 +4,8 @@ import numpy
 import pytest
 
 from spacy_wnut.pipeline.component import find_wnut_pipe
-from spacy_wnut.pipeline.decode import TagScheme, TokenProbs, tag_probs
+from spacy_wnut.pipeline.decode import TokenProbs, tag_probs
+from spacy_wnut.pipeline.schemes import TagScheme
 from spacy_wnut.tools.annotation.predict import predict_docs
 from spacy_wnut.tools.annotation.selection import Selector, select_indices, text_uncertainty, token_margins
 

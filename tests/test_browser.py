@@ -25,8 +25,9 @@ def browser():
 
 
 def test_report_shows_tables_charts_and_entities(browser, trained_nlp, tmp_path):
+    from spacy_wnut.data.corpus import read_examples
     from spacy_wnut.tools.report import build_report, render_html
-    from spacy_wnut.tools.scoring import predict_examples, read_examples
+    from spacy_wnut.tools.scoring import predict_examples
 
     DocBin(docs=[eg.reference for eg in train_examples(trained_nlp, TRAIN_DATA)]).to_disk(tmp_path / "test.spacy")
     examples = predict_examples(trained_nlp, read_examples(trained_nlp, tmp_path / "test.spacy"))

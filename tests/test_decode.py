@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from spacy_wnut.pipeline.decode import TagScheme, tags_to_spans, viterbi
+from spacy_wnut.pipeline.decode import tags_to_spans, viterbi
+from spacy_wnut.pipeline.schemes import TagScheme
 
 SCHEME = TagScheme(("person", "creative-work"))
 

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spacy_wnut.pipeline.decode import TagScheme, tags_to_spans
+from spacy_wnut.pipeline.decode import tags_to_spans
 from spacy_wnut.pipeline.marginals import span_log_probs, tag_marginals, transition_log_scores
+from spacy_wnut.pipeline.schemes import TagScheme
 from spacy_wnut.training.calibration import (
     brier_score,
     expected_calibration_error,

@@ -185,7 +185,7 @@ def test_tune_bias_replaces_an_output_only_with_overwrite_and_never_a_file(train
 def test_tune_bias_warns_about_gold_labels_the_model_cannot_predict(trained_nlp, tmp_path):
     import warnings
 
-    from spacy_wnut.tools.scoring import UnknownLabelsWarning
+    from spacy_wnut.data.corpus import UnknownLabelsWarning
     from spacy_wnut.training.tune import tune_entity_bias
 
     doc = trained_nlp.make_doc("apple inc rocks")

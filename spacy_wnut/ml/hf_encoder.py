@@ -9,10 +9,12 @@ precision and a gradient scaler where a GPU is used).
 Serialisation holds no pickle: the encoder's exact `config.json` (stdlib JSON
 keeps every float as written), its weights as safetensors and the tokenizer's
 own files (`tokenizer.json`, `tokenizer_config.json`). Pipelines saved by
-spacy-wnut 0.3 and earlier (spacy-transformers' `TransformerModel.v3`) are
-read by `legacy.py`, with `torch.load(weights_only=True)`.
+spacy-wnut 0.3 and earlier (spacy-transformers' `TransformerModel.v3`, whose
+names `legacy.py` registers) are read too, with `torch.load(weights_only=True)`.
 """
 
+import io
+import json
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
@@ -202,12 +204,30 @@ class HFShim(PyTorchShim):
         """Read what `to_bytes` wrote (or, through `legacy.py`, what spacy-transformers wrote)."""
         msg = srsly.msgpack_loads(bytes_data)
         if msg.get("format") != FORMAT:
-            from .legacy import read_legacy_shim
-
-            return read_legacy_shim(self, msg)
+            return self._read_spacy_transformers(msg)
         if msg["config"] is None:
             return self
         self.load_parts(msg["config"], msg["weights"], msg["tokenizer"])
+        return self
+
+    def _read_spacy_transformers(self, msg: Dict[str, Any]) -> "HFShim":
+        """Load what spacy-transformers' `HFShim.to_bytes` wrote (0.2/0.3 pipelines; weights read without pickle)."""
+        import torch
+
+        if not isinstance(msg, dict) or "state" not in msg or "tokenizer" not in msg:
+            raise InputError("the saved encoder", "neither spacy-wnut's format nor spacy-transformers' (unknown keys)")
+        if not msg.get("config"):
+            return self
+        try:
+            state = torch.load(io.BytesIO(msg["state"]), map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises UnpicklingError, RuntimeError or ValueError by version
+            raise InputError(
+                "the saved encoder",
+                f"its spacy-transformers weights cannot be read safely ({type(err).__name__}: {err})",
+            ) from None
+        files = {name: data for name, data in msg["tokenizer"].items() if name != "kwargs"}
+        # msgpack kept every float of the config exactly; stdlib JSON writes them back exactly.
+        self.load_parts(json.dumps(msg["config"], indent=2, sort_keys=True), state, files)
         return self
 
     def load_parts(self, config_json: str, weights: Union[bytes, Dict[str, "torch.Tensor"]], files: Dict[str, bytes]):

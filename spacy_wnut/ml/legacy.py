@@ -4,25 +4,18 @@ spacy-wnut 0.4 has its own encoder layer (`spacy_wnut.HFEncoder.v1`) and does
 not need spacy-transformers. Where spacy-transformers is not installed, the
 old architecture name is registered here as the new layer, and the old
 encoder bytes (a msgpack of the config dict, a `torch.save` state dict and
-the tokenizer files) are read with `torch.load(weights_only=True)`: an old
-pipeline loads and predicts as before. `spacy wnut migrate` saves it in the
+the tokenizer files) are read by `hf_encoder.HFShim` with
+`torch.load(weights_only=True)`: an old pipeline loads and predicts as before. `spacy wnut migrate` saves it in the
 new format (safetensors, exact config.json, the new architecture's name).
 """
 
 import importlib.util
-import io
-import json
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Dict, List
+from typing import Callable, List
 
 from spacy.tokens import Doc, Span
 from spacy.util import registry
 from thinc.api import Model
-
-from ..errors import InputError
-
-if TYPE_CHECKING:
-    from .hf_encoder import HFShim
 
 LEGACY_ENCODER = "spacy-transformers.TransformerModel.v3"
 LEGACY_SPAN_GETTERS = ("spacy-transformers.strided_spans.v1", "spacy-transformers.doc_spans.v1")
@@ -84,23 +77,3 @@ def register_legacy_names() -> None:
     for name, func in zip(LEGACY_SPAN_GETTERS, (_strided_spans, _doc_spans)):
         if name not in getters:
             registry.span_getters.register(name, func=func)
-
-
-def read_legacy_shim(shim: "HFShim", msg: Dict[str, Any]) -> "HFShim":
-    """Load what spacy-transformers' `HFShim.to_bytes` wrote into `shim` (weights read without pickle code)."""
-    import torch
-
-    if not isinstance(msg, dict) or "state" not in msg or "tokenizer" not in msg:
-        raise InputError("the saved encoder", "neither spacy-wnut's format nor spacy-transformers' (unknown keys)")
-    if not msg.get("config"):
-        return shim
-    try:
-        state = torch.load(io.BytesIO(msg["state"]), map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError or ValueError by version
-        raise InputError(
-            "the saved encoder", f"its spacy-transformers weights cannot be read safely ({type(err).__name__}: {err})"
-        ) from None
-    files = {name: data for name, data in msg["tokenizer"].items() if name != "kwargs"}
-    # msgpack kept every float of the config exactly; stdlib JSON writes them back exactly.
-    shim.load_parts(json.dumps(msg["config"], indent=2, sort_keys=True), state, files)
-    return shim

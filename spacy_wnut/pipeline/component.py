@@ -29,9 +29,9 @@ from ..ml.head import SubwordScores
 from ..ml.legacy import register_legacy_names
 from ..ml.onnx_tagger import RUNTIME_HINT, is_runtime_model
 from ..ml.tagger import apply_frozen_embeddings
-from .decode import DECODERS, EntitySpans, TaggedBatch, TagScheme, TokenProbs, decode_entities, softmax, tag_probs, token_probs
+from .decode import DECODERS, EntitySpans, TaggedBatch, TokenProbs, decode_entities, softmax, tag_probs, token_probs
 from .engines import ONNX_ENGINES, EngineRunner
-from .schemes import HeadScheme
+from .schemes import HeadScheme, TagScheme
 
 DEFAULT_MODEL_STR = """
 [model]
@@ -285,7 +285,7 @@ class SubwordNER(TrainablePipe):
         validate_get_examples(get_examples, "SubwordNER.initialize")
         util.check_lexeme_norms(self.vocab, "wnut_ner")
         if checkpoint_head:
-            from ..tools.hf_checkpoint import read_head_scheme
+            from .hf_head import read_head_scheme
 
             if labels is not None:
                 raise ConfigError(f"[{self.name}] give either `labels` or `checkpoint_head`, not both")
@@ -306,7 +306,7 @@ class SubwordNER(TrainablePipe):
         self.model.initialize(X=doc_sample)
         self.engine_runner.invalidate()
         if checkpoint_head:
-            from ..tools.hf_checkpoint import load_classifier
+            from .hf_head import load_classifier
 
             load_classifier(self.model, self.checkpoint_name)
 
@@ -401,7 +401,7 @@ class SubwordNER(TrainablePipe):
 
     def finish_update(self, sgd: Optimizer) -> None:
         """Update the weights with `sgd`; an inference engine built from the old ones is dropped."""
-        from ..training.optimizer import finish_update
+        from ..ml.optimizer import finish_update
 
         self._require_trainable()
         finish_update(self.model, sgd)
@@ -414,7 +414,7 @@ class SubwordNER(TrainablePipe):
         `Adam.v1(use_averages=true)` evaluates and saves the averaged encoder.
         A generator, as `Language.use_params` expects of a pipe.
         """
-        from ..training.optimizer import swapped_params
+        from ..ml.optimizer import swapped_params
 
         with swapped_params(self.model, params) as n_swapped:
             if n_swapped:

@@ -1,4 +1,4 @@
-"""The BIO tag scheme, constrained Viterbi decoding, and tags -> entity spans.
+"""Constrained Viterbi decoding, and tags -> entity spans (the tag scheme is in `schemes.py`).
 
 Tags are laid out as `O, B-l0, I-l0, B-l1, I-l1, ...` for labels `l0, l1, ...`,
 so a tag id's label is `(id - 1) // 2` and its prefix is B for odd ids, I for
@@ -7,78 +7,23 @@ their lengths given separately.
 """
 
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import numpy
 
 from ..errors import ConfigError
 from ..ml.alignment import TokenRows, aggregate
 from .marginals import entity_log_probs, tag_marginals
+from .schemes import HeadScheme, TagScheme
 
 if TYPE_CHECKING:
     from ..ml.head import SubwordScores
-    from .schemes import HeadScheme
 
 # "viterbi": the best valid BIO sequence; "argmax": each token's best tag, grouped
 # as the transformers token-classification pipeline groups them.
 DECODERS = ("viterbi", "argmax")
 # Finite stand-in for log(0): keeps sums free of inf - inf = nan.
 FORBIDDEN = -1e9
-# Decoding prior for a token with no subword (whitespace, characters the
-# tokenizer drops): it may continue an entity across itself, never start one.
-_NO_ROWS_LOG_PROB = {"O": 0.0, "I": numpy.log(0.5), "B": -1e4}
-
-
-@dataclass(frozen=True)
-class TagScheme:
-    """BIO tags over a fixed tuple of entity labels."""
-
-    labels: Tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "labels", tuple(self.labels))
-
-    @property
-    def tags(self) -> List[str]:
-        """Tag names in id order: O, then B-/I- per label."""
-        return ["O"] + [f"{p}-{label}" for label in self.labels for p in ("B", "I")]
-
-    @property
-    def n_tags(self) -> int:
-        return 1 + 2 * len(self.labels)
-
-    def is_inside(self) -> numpy.ndarray:
-        """Boolean mask over tag ids: True for I- tags."""
-        ids = numpy.arange(self.n_tags)
-        return (ids > 0) & (ids % 2 == 0)
-
-    def allowed_transitions(self) -> numpy.ndarray:
-        """(n_tags, n_tags) mask: `allowed[prev, cur]` is False only for I-X after anything but B-X/I-X."""
-        return _allowed_transitions(self.labels)
-
-    def no_rows_prior(self) -> numpy.ndarray:
-        """Log-probabilities for a token with no subword: O or I- (continuing), never B-."""
-        return _no_rows_prior(self.labels)
-
-
-@lru_cache(maxsize=64)
-def _allowed_transitions(labels: Tuple[str, ...]) -> numpy.ndarray:
-    scheme = TagScheme(labels)
-    ids = numpy.arange(scheme.n_tags)
-    label = (ids - 1) // 2
-    inside = scheme.is_inside()
-    same_label = (label[:, None] == label[None, :]) & (ids[:, None] > 0)
-    allowed = ~inside[None, :] | same_label
-    allowed.flags.writeable = False  # shared by every caller
-    return allowed
-
-
-@lru_cache(maxsize=64)
-def _no_rows_prior(labels: Tuple[str, ...]) -> numpy.ndarray:
-    prior = numpy.array([_NO_ROWS_LOG_PROB[tag[0]] for tag in TagScheme(labels).tags], dtype="f")
-    prior.flags.writeable = False
-    return prior
 
 
 def viterbi(log_probs: numpy.ndarray, lengths: numpy.ndarray, allowed: numpy.ndarray) -> numpy.ndarray:
@@ -219,7 +164,7 @@ def softmax(scores: numpy.ndarray) -> numpy.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def token_probs(output: "SubwordScores", head: "HeadScheme", aggregation: str) -> TokenProbs:
+def token_probs(output: "SubwordScores", head: HeadScheme, aggregation: str) -> TokenProbs:
     """Subword scores -> softmax -> aggregated onto tokens -> IOB2 tag probabilities.
 
     head: the tags the head predicts; a non-IOB2 head (imported checkpoint)
@@ -245,7 +190,9 @@ def tag_log_scores(probs: TokenProbs, scheme: TagScheme, entity_bias: float = 0.
     return log_probs
 
 
-def tag_probs(probs: TokenProbs, scheme: TagScheme, entity_bias: float = 0.0, temperature: float = 1.0) -> numpy.ndarray:
+def tag_probs(
+    probs: TokenProbs, scheme: TagScheme, entity_bias: float = 0.0, temperature: float = 1.0
+) -> numpy.ndarray:
     """Each token's tag probabilities under the decoder's tag-sequence distribution (`marginals.tag_marginals`).
 
     RETURNS (numpy.ndarray): (n_tokens, n_tags), rows summing to 1.

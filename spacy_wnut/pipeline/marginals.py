@@ -63,7 +63,7 @@ def span_log_probs(
 ) -> numpy.ndarray:
     """Log-probability of each span `[starts[i], ends[i])` being exactly one entity of `label_ids[i]`, in one doc.
 
-    Tags are laid out `O, B-l0, I-l0, B-l1, ...` (`decode.TagScheme`).
+    Tags are laid out `O, B-l0, I-l0, B-l1, ...` (`schemes.TagScheme`).
     RETURNS (numpy.ndarray): (n_spans,) log-probabilities.
     """
     n = len(emissions)

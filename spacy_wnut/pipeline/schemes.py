@@ -11,13 +11,69 @@ that an imported head can be fine-tuned in its own scheme.
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from functools import lru_cache
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy
 
 from ..data.conll import split_tag
 from ..errors import ConfigError
-from .decode import TagScheme
+
+# Decoding prior for a token with no subword (whitespace, characters the
+# tokenizer drops): it may continue an entity across itself, never start one.
+_NO_ROWS_LOG_PROB = {"O": 0.0, "I": numpy.log(0.5), "B": -1e4}
+
+
+@dataclass(frozen=True)
+class TagScheme:
+    """BIO tags over a fixed tuple of entity labels."""
+
+    labels: Tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", tuple(self.labels))
+
+    @property
+    def tags(self) -> List[str]:
+        """Tag names in id order: O, then B-/I- per label."""
+        return ["O"] + [f"{p}-{label}" for label in self.labels for p in ("B", "I")]
+
+    @property
+    def n_tags(self) -> int:
+        return 1 + 2 * len(self.labels)
+
+    def is_inside(self) -> numpy.ndarray:
+        """Boolean mask over tag ids: True for I- tags."""
+        ids = numpy.arange(self.n_tags)
+        return (ids > 0) & (ids % 2 == 0)
+
+    def allowed_transitions(self) -> numpy.ndarray:
+        """(n_tags, n_tags) mask: `allowed[prev, cur]` is False only for I-X after anything but B-X/I-X."""
+        return _allowed_transitions(self.labels)
+
+    def no_rows_prior(self) -> numpy.ndarray:
+        """Log-probabilities for a token with no subword: O or I- (continuing), never B-."""
+        return _no_rows_prior(self.labels)
+
+
+@lru_cache(maxsize=64)
+def _allowed_transitions(labels: Tuple[str, ...]) -> numpy.ndarray:
+    scheme = TagScheme(labels)
+    ids = numpy.arange(scheme.n_tags)
+    label = (ids - 1) // 2
+    inside = scheme.is_inside()
+    same_label = (label[:, None] == label[None, :]) & (ids[:, None] > 0)
+    allowed = ~inside[None, :] | same_label
+    allowed.flags.writeable = False  # shared by every caller
+    return allowed
+
+
+@lru_cache(maxsize=64)
+def _no_rows_prior(labels: Tuple[str, ...]) -> numpy.ndarray:
+    prior = numpy.array([_NO_ROWS_LOG_PROB[tag[0]] for tag in TagScheme(labels).tags], dtype="f")
+    prior.flags.writeable = False
+    return prior
+
 
 SCHEMES = ("auto", "IOB2", "IOB1", "BIOES", "BILOU", "plain")
 _PREFIXES = {"IOB2": "BI", "IOB1": "BI", "BIOES": "BIES", "BILOU": "BILU"}

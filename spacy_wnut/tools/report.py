@@ -290,10 +290,11 @@ def write_report(
     target_precision (Optional[float]): also name the lowest `min_score` reaching this precision.
     """
     require("report", ["matplotlib"], "report")
+    from ..data.corpus import check_corpus, read_examples, warn_unknown_gold_labels
     from ..data.outputs import FILE, atomic_path, check_output
     from ..errors import ConfigError
     from ..pipeline.component import load_pipeline
-    from .scoring import check_corpus, predict_examples, read_examples, warn_unknown_gold_labels
+    from .scoring import predict_examples
 
     if n_worst < 0:
         raise ConfigError(f"--worst must be 0 or more, got {n_worst}")

@@ -20,11 +20,11 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import minibatch
 
+from ..data.corpus import read_examples, warn_unknown_gold_labels
 from ..errors import ConfigError
 from ..ml.encoding import doc_lengths
 from ..pipeline.component import find_wnut_pipe
 from ..pipeline.decode import TaggedBatch, TokenProbs, decode_entities
-from ..tools.scoring import read_examples, warn_unknown_gold_labels
 from .calibration import EntityOutcomes
 
 DEFAULT_GRID: Tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
@@ -160,9 +160,9 @@ def tune_and_save(
     RETURNS (Tuple[BiasScore, List[BiasScore], Dict]): the best bias, every bias's scores, and the dev
         calibration before and after (`EntityOutcomes.measures`).
     """
+    from ..data.corpus import check_corpus
     from ..data.outputs import DIRECTORY, atomic_path, check_output
     from ..pipeline.component import load_pipeline
-    from ..tools.scoring import check_corpus
 
     check_output(output, [model, dev], overwrite=overwrite, kind=DIRECTORY)
     check_corpus(dev, gold_preproc=gold_preproc)
