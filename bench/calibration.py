@@ -60,14 +60,21 @@ def markdown(results: List[Dict[str, Any]], target_precision: float) -> str:
     ]
     for r in results:
         before, after, target = r["test"]["T=1"], r["test"]["fitted"], r["test"]["chosen"]["target"]
-        reach = "not reached" if target is None else f"{target['threshold']:.2f} ({target['p']:.3f} / {target['r']:.3f})"
+        reach = (
+            "not reached" if target is None else f"{target['threshold']:.2f} ({target['p']:.3f} / {target['r']:.3f})"
+        )
         lines.append(
             f"| {r['name']} | {r['temperature']:.2f} | {before['entities']} | {before['accuracy']:.3f} | "
-            f"{before['mean_probability']:.3f} | {before['ece']:.3f} | **{after['ece']:.3f}** | {before['brier']:.3f} | "
-            f"{after['brier']:.3f} | {reach} |"
+            f"{before['mean_probability']:.3f} | {before['ece']:.3f} | **{after['ece']:.3f}** | "
+            f"{before['brier']:.3f} | {after['brier']:.3f} | {reach} |"
         )
     for r in results:
-        lines += ["", f"{r['name']}, test, at T = {r['temperature']:.2f}:", "", "| bin | entities | mean p | accuracy |"]
+        lines += [
+            "",
+            f"{r['name']}, test, at T = {r['temperature']:.2f}:",
+            "",
+            "| bin | entities | mean p | accuracy |",
+        ]
         lines.append("|---|---|---|---|")
         for row in r["test"]["fitted"]["reliability"]:
             if row["count"]:

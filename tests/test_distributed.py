@@ -95,7 +95,9 @@ def test_ray_output_equals_single_process_output(ray_cluster, model_dir, shards,
     assert not (tmp_path / "out.partial").exists()
 
 
-def test_ray_min_score_leaves_out_the_entities_one_process_leaves_out(ray_cluster, model_dir, shards, reference, tmp_path):
+def test_ray_min_score_leaves_out_the_entities_one_process_leaves_out(
+    ray_cluster, model_dir, shards, reference, tmp_path
+):
     scores = sorted(e["score"] for r in reference for e in r["entities"])
     # halfway across the widest gap between scores: batching moves a score by far less than that
     gap, threshold = max((high - low, (low + high) / 2) for low, high in zip(scores, scores[1:]))

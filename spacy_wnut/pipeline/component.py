@@ -29,7 +29,17 @@ from ..ml.head import SubwordScores
 from ..ml.legacy import register_legacy_names
 from ..ml.onnx_tagger import RUNTIME_HINT, is_runtime_model
 from ..ml.tagger import apply_frozen_embeddings
-from .decode import DECODERS, EntitySpans, TaggedBatch, TagScheme, TokenProbs, decode_entities, softmax, tag_probs, token_probs
+from .decode import (
+    DECODERS,
+    EntitySpans,
+    TaggedBatch,
+    TagScheme,
+    TokenProbs,
+    decode_entities,
+    softmax,
+    tag_probs,
+    token_probs,
+)
 from .engines import ONNX_ENGINES, EngineRunner
 from .schemes import HeadScheme
 

@@ -245,7 +245,9 @@ def tag_log_scores(probs: TokenProbs, scheme: TagScheme, entity_bias: float = 0.
     return log_probs
 
 
-def tag_probs(probs: TokenProbs, scheme: TagScheme, entity_bias: float = 0.0, temperature: float = 1.0) -> numpy.ndarray:
+def tag_probs(
+    probs: TokenProbs, scheme: TagScheme, entity_bias: float = 0.0, temperature: float = 1.0
+) -> numpy.ndarray:
     """Each token's tag probabilities under the decoder's tag-sequence distribution (`marginals.tag_marginals`).
 
     RETURNS (numpy.ndarray): (n_tokens, n_tags), rows summing to 1.
