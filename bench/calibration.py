@@ -65,8 +65,8 @@ def markdown(results: List[Dict[str, Any]], target_precision: float) -> str:
         )
         lines.append(
             f"| {r['name']} | {r['temperature']:.2f} | {before['entities']} | {before['accuracy']:.3f} | "
-            f"{before['mean_probability']:.3f} | {before['ece']:.3f} | **{after['ece']:.3f}** | {before['brier']:.3f} | "
-            f"{after['brier']:.3f} | {reach} |"
+            f"{before['mean_probability']:.3f} | {before['ece']:.3f} | **{after['ece']:.3f}** | "
+            f"{before['brier']:.3f} | {after['brier']:.3f} | {reach} |"
         )
     for r in results:
         lines += [
