@@ -5,6 +5,7 @@ import ast
 import configparser
 import importlib
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,10 @@ from .util import ROOT, ents_of
 PACKAGE = ROOT / "spacy_wnut"
 # Folders (and tools) that make up the run-time pipeline: loading, tagging, annotate, evaluate, serving.
 RUNTIME_PARTS = ["data", "ml", "pipeline", "tools/annotation", "errors.py", "__init__.py", "cli.py"]
-RUNTIME_TOOLS = ["annotate.py", "stopping.py", "scoring.py", "records.py", "serve.py", "batching_queue.py"]
+RUNTIME_TOOLS = ["annotate.py", "stopping.py", "scoring.py", "serve.py", "batching_queue.py", "connections.py"]
+# The layers, lowest first: a module may import (at module level or lazily) only from its own layer or
+# a lower one. The package root (`__init__.py`, the public names) is above them all.
+LAYERS = ["errors.py", "data", "ml", "pipeline", "training", "tools", "cli.py", "__main__.py"]
 TRAINING_STACK = {
     "torch",
     "transformers",
@@ -33,8 +37,97 @@ def runtime_modules():
         path = PACKAGE / part
         yield from sorted(path.rglob("*.py")) if path.is_dir() else [path]
     for name in RUNTIME_TOOLS:
-        if (PACKAGE / "tools" / name).exists():
-            yield PACKAGE / "tools" / name
+        yield PACKAGE / "tools" / name
+
+
+@pytest.mark.parametrize("listed", [*RUNTIME_PARTS, *(f"tools/{n}" for n in RUNTIME_TOOLS), *LAYERS])
+def test_every_listed_module_exists(listed):
+    assert (PACKAGE / listed).exists(), f"{listed} is listed in tests/test_layout.py but not in the package"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.with_suffix("").relative_to(PACKAGE.parent).parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_imports(path: Path):
+    """Every `spacy_wnut` module `path` imports, anywhere in it (lazy imports and `TYPE_CHECKING` too)."""
+    here = module_name(path).split(".")
+    package = here if path.name == "__init__.py" else here[:-1]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            for alias in node.names:  # `from . import windows` imports a module, `from .x import f` a name
+                yield f"{target}.{alias.name}" if f"{target}.{alias.name}" in MODULES else target
+        elif isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def layer_of(module: str) -> int:
+    top = module.split(".")[1]
+    return LAYERS.index(top if top in LAYERS else f"{top}.py")
+
+
+def test_every_module_is_in_a_layer():
+    unplaced = [
+        m
+        for m in MODULES
+        if m != "spacy_wnut" and m.split(".")[1] not in LAYERS and f"{m.split('.')[1]}.py" not in LAYERS
+    ]
+    assert not unplaced, f"add these to LAYERS in tests/test_layout.py: {unplaced}"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m != "spacy_wnut"))
+def test_no_import_goes_up_the_layers(module):
+    upward = [
+        target
+        for target in package_imports(MODULES[module])
+        if target.startswith("spacy_wnut.") and layer_of(target) > layer_of(module)
+    ]
+    assert not upward, f"{module} ({LAYERS[layer_of(module)]}) imports from a higher layer: {upward}"
+
+
+def test_no_import_cycle_between_modules():
+    graph = {
+        m: {t for t in package_imports(p) if t in MODULES and t != m} for m, p in MODULES.items() if m != "spacy_wnut"
+    }
+
+    def reaches(start, goal, seen):
+        for nxt in graph.get(start, ()):
+            if nxt == goal:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                if reaches(nxt, goal, seen):
+                    return True
+        return False
+
+    cycles = sorted(m for m in graph if reaches(m, m, set()))
+    assert not cycles, f"modules on an import cycle: {cycles}"
+
+
+def test_the_layer_checks_catch_an_upward_import_and_a_cycle(tmp_path, monkeypatch):
+    fake = tmp_path / "spacy_wnut"
+    for name, text in {
+        "pipeline/a.py": "from ..tools import b\n",
+        "tools/b.py": "def f():\n    from ..pipeline.a import x\n",
+        "data/c.py": "from .c2 import y\n",
+        "data/c2.py": "from . import c\n",
+    }.items():
+        (fake / name).parent.mkdir(parents=True, exist_ok=True)
+        (fake / name).write_text(text)
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
+    modules = {module_name(p): p for p in fake.rglob("*.py")}
+    monkeypatch.setattr(sys.modules[__name__], "MODULES", modules)
+    assert [t for t in package_imports(modules["spacy_wnut.pipeline.a"])] == ["spacy_wnut.tools.b"]
+    with pytest.raises(AssertionError, match="higher layer"):
+        test_no_import_goes_up_the_layers("spacy_wnut.pipeline.a")
+    with pytest.raises(AssertionError, match="cycle.*data.c.*data.c2"):
+        test_no_import_cycle_between_modules()
 
 
 def module_level_imports(path: Path):
