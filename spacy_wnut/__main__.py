@@ -1,4 +1,4 @@
-"""`python -m spacy_wnut COMMAND ...`: the same commands as `spacy wnut COMMAND ...` (see `cli.py`)."""
+"""`python -m spacy_wnut COMMAND ...`: the same commands as `spacy wnut COMMAND ...` (see `cli/`)."""
 
 import sys
 

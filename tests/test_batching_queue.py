@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from spacy_wnut.tools.batching_queue import DynamicBatcher, QueueClosed, QueueFull
+from spacy_wnut.tools.serve.batching import DynamicBatcher, QueueClosed, QueueFull
 
 
 class Recorder:

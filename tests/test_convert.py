@@ -172,7 +172,7 @@ def test_a_failed_conversion_keeps_the_earlier_output(write_conll, tmp_path):
 
 
 def test_a_byte_order_mark_is_removed_and_reported(write_conll, tmp_path, capsys):
-    from spacy_wnut.cli import print_conversion
+    from spacy_wnut.cli.printers import print_conversion
 
     summary = convert_conll(write_conll(b"\xef\xbb\xbfApple\tB-corporation\nrocks\tO\n"), tmp_path / "o.spacy")
     (doc,) = load_docs(tmp_path / "o.spacy")
@@ -218,7 +218,7 @@ def test_docstart_lines_are_document_markers_not_tokens(write_conll, tmp_path, c
     summary = convert_conll(write_conll(content), tmp_path / "o.spacy")
     assert [doc.text for doc in load_docs(tmp_path / "o.spacy")] == ["Tom", "rocks"]
     assert summary.docstarts == 2 and summary.sentences == 2 and summary.repairs == []
-    from spacy_wnut.cli import print_conversion
+    from spacy_wnut.cli.printers import print_conversion
 
     print_conversion(summary)
     assert "2 -DOCSTART- line(s)" in capsys.readouterr().out

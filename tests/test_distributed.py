@@ -17,7 +17,8 @@ from .util import TRAIN_DATA, wnut_command
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'spacy-wnut[ray]'")
 pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'spacy-wnut[ray]'")
 
-from spacy_wnut.tools.distributed import ERRORS_DIR, _blocks_of, annotate_ray, iter_records, start_ray  # noqa: E402
+from spacy_wnut.tools.distributed import ERRORS_DIR, annotate_ray, iter_records, run, start_ray  # noqa: E402
+from spacy_wnut.tools.distributed.compat import blocks_of  # noqa: E402
 
 ASSETS = Path(__file__).parents[1] / "assets"
 
@@ -117,9 +118,12 @@ def test_ray_runs_the_runtime_pipeline_with_the_same_entities(ray_cluster, model
     assert keyed(iter_records(tmp_path / "out")) == keyed(reference)
 
 
-def test_a_worker_that_dies_is_replaced_and_its_batch_retried(ray_cluster, model_dir, shards, reference, tmp_path):
+def test_a_worker_that_dies_is_replaced_and_its_batch_retried(
+    ray_cluster, model_dir, shards, reference, tmp_path, monkeypatch
+):
     marker = tmp_path / "fault-happened"
-    summary = annotate_ray(model_dir, shards, tmp_path / "out", actors=2, batch_size=128, fault_marker=str(marker))
+    monkeypatch.setattr(run, "_TEST_FAULT_MARKER", str(marker))
+    summary = annotate_ray(model_dir, shards, tmp_path / "out", actors=2, batch_size=128)
     assert marker.exists()  # one actor process exited on its first batch
     assert keyed(iter_records(tmp_path / "out")) == keyed(reference)
     assert summary.balanced and summary.records_out == len(reference)
@@ -152,7 +156,7 @@ def test_a_text_over_max_length_is_an_error_record_as_in_one_process(ray_cluster
 def test_one_input_file_is_cut_into_blocks_so_that_every_actor_gets_work(ray_cluster):
     # Ray Data reads a file as one block and hands a block to one actor.
     dataset = ray.data.from_items([{"i": i} for i in range(1000)], override_num_blocks=1)
-    blocks = _blocks_of(dataset, 64, 1000).materialize()
+    blocks = blocks_of(dataset, 64, 1000).materialize()
     assert blocks.num_blocks() >= 1000 // 64 and sorted(row["i"] for row in blocks.take_all()) == list(range(1000))
 
 
@@ -186,7 +190,7 @@ def test_the_cli_runs_on_ray_and_refuses_an_existing_output(model_dir, shards, t
 def test_without_ray_the_message_names_the_extra(monkeypatch):
     import importlib.util
 
-    from spacy_wnut.tools.distributed import require_ray
+    from spacy_wnut.tools.distributed.compat import require_ray
 
     real = importlib.util.find_spec
     monkeypatch.setattr(

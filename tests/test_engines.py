@@ -143,7 +143,8 @@ def test_pipe_sorts_by_length_but_keeps_input_order(trained_nlp):
 
 @pytest.mark.parametrize("casing_features", [False, True])
 def test_engine_scores_equal_the_model_scores(tiny_transformer, casing_features):
-    """The lean torch engine and the module the other engines export score as the Thinc model does."""
+    """The torch engine and the module the other engines export score as the Thinc model does (the same
+    maths, run by torch instead of Thinc: equal to float32 rounding)."""
     import numpy
     import torch
 
@@ -157,7 +158,7 @@ def test_engine_scores_equal_the_model_scores(tiny_transformer, casing_features)
     docs = [nlp.make_doc(text) for text in TEXTS if text.strip()]
     expected = ner.model.predict(docs)
     lean = engines.EngineRunner("torch").scores(ner.model, docs)
-    numpy.testing.assert_array_equal(lean.scores, ner.model.ops.to_numpy(expected.scores))
+    numpy.testing.assert_allclose(lean.scores, ner.model.ops.to_numpy(expected.scores), atol=1e-5)
     numpy.testing.assert_array_equal(lean.align.dataXd, expected.align.dataXd)
     encoded = encode_for(ner.model, docs)
     with torch.inference_mode():
@@ -179,3 +180,29 @@ def test_int8_graph_keeps_down_projections_in_fp32(trained_nlp, tmp_path):
     ops = {node.name: node.op_type for node in graph.node}
     assert all(ops[name] == "MatMul" for name in kept)
     assert any(op in ("MatMulInteger", "DynamicQuantizeMatMul") for op in ops.values())
+
+
+def test_every_engine_keeps_one_contract_logits_of_the_same_shape(trained_nlp, tmp_path):
+    """torch, torch-int8, onnx, onnx-int8 and the run-time pipeline's graph: one `Engine` protocol, and the
+    same output (the logits of the encoder and the head's encoder columns) for the same encoded batch."""
+    import numpy
+
+    from spacy_wnut.ml.encoding import encode_for
+    from spacy_wnut.ml.engine import Engine
+    from spacy_wnut.tools.runtime_export import export_runtime
+
+    model = trained_nlp.get_pipe("wnut_ner").model
+    docs = [trained_nlp.make_doc(text) for text in TEXTS if text.strip()]
+    encoded = encode_for(model, docs)
+    built = {name: engines.EngineRunner(name).engine(model) for name in ENGINES if _available(name)}
+    trained_nlp.to_disk(tmp_path / "saved")
+    export_runtime(tmp_path / "saved", tmp_path / "runtime")
+    built["run-time"] = spacy.load(tmp_path / "runtime").get_pipe("wnut_ner").model.attrs["onnx_encoder"]
+    reference = built["torch"](encoded)
+    assert reference.shape == (encoded.n_rows, len(trained_nlp.get_pipe("wnut_ner").head.tags))
+    for name, engine in built.items():
+        assert isinstance(engine, Engine) and engine.on_gpu is False, name
+        logits = numpy.asarray(engine(encoded))
+        assert logits.shape == reference.shape, name
+        tolerance = 0.5 if "int8" in name else 1e-3
+        numpy.testing.assert_allclose(logits, reference, atol=tolerance, err_msg=name)

@@ -15,11 +15,11 @@ from .util import ROOT, ents_of
 
 PACKAGE = ROOT / "spacy_wnut"
 # Folders (and tools) that make up the run-time pipeline: loading, tagging, annotate, evaluate, serving.
-RUNTIME_PARTS = ["data", "ml", "pipeline", "tools/annotation", "errors.py", "__init__.py", "cli.py"]
-RUNTIME_TOOLS = ["annotate.py", "stopping.py", "scoring.py", "serve.py", "batching_queue.py", "connections.py"]
+RUNTIME_PARTS = ["data", "ml", "pipeline", "tools/annotation", "errors.py", "__init__.py", "cli"]
+RUNTIME_TOOLS = ["annotate.py", "stopping.py", "scoring.py", "listening.py", "serve"]
 # The layers, lowest first: a module may import (at module level or lazily) only from its own layer or
 # a lower one. The package root (`__init__.py`, the public names) is above them all.
-LAYERS = ["errors.py", "data", "ml", "pipeline", "training", "tools", "cli.py", "__main__.py"]
+LAYERS = ["errors.py", "data", "ml", "pipeline", "training", "tools", "cli", "__main__.py"]
 TRAINING_STACK = {
     "torch",
     "transformers",
@@ -33,11 +33,9 @@ TRAINING_STACK = {
 
 
 def runtime_modules():
-    for part in RUNTIME_PARTS:
+    for part in [*RUNTIME_PARTS, *(f"tools/{name}" for name in RUNTIME_TOOLS)]:
         path = PACKAGE / part
         yield from sorted(path.rglob("*.py")) if path.is_dir() else [path]
-    for name in RUNTIME_TOOLS:
-        yield PACKAGE / "tools" / name
 
 
 @pytest.mark.parametrize("listed", [*RUNTIME_PARTS, *(f"tools/{n}" for n in RUNTIME_TOOLS), *LAYERS])

@@ -47,6 +47,8 @@ class OnnxSession:
     workers do not fight over the cores.
     """
 
+    on_gpu = False  # the engine contract (`engine.Engine`); ONNX Runtime runs on the CPU here
+
     def __init__(self, onnx_bytes: bytes, n_threads: Optional[int]) -> None:
         self.onnx_bytes = onnx_bytes
         self.n_threads = n_threads
@@ -140,8 +142,11 @@ class OnnxEncoder:
             self.n_threads = n_threads
             self._session = None
 
-    def run(self, encoded: EncodedBatch) -> numpy.ndarray:
-        """Logits `(n_rows, n_tags)` of the encoder and the head, in chunks of `batch_subwords` (`run_in_chunks`)."""
+    on_gpu = False
+
+    def __call__(self, encoded: EncodedBatch) -> numpy.ndarray:
+        """Logits `(n_rows, n_tags)` of the encoder and the head (`engine.Engine`), in chunks of
+        `batch_subwords` (`run_in_chunks`)."""
         if self._session is None:
             self._session = OnnxSession(self.onnx_bytes, self.n_threads)
         return run_in_chunks(self._session, encoded, self.batch_subwords)
@@ -234,7 +239,7 @@ def _forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[SubwordScor
     if not any(len(doc) for doc in docs):
         return SubwordScores.empty(docs, model.get_dim("nO")), _no_backprop
     encoded = encode_for(model, docs)
-    scores = scores_from_logits(model, docs, encoded, model.attrs["onnx_encoder"].run(encoded))
+    scores = scores_from_logits(model, docs, encoded, model.attrs["onnx_encoder"](encoded))
     output = SubwordScores(
         scores, encoded.align, encoded.doc_lengths, encoded.window_length, cut_subwords=encoded.cut_subwords
     )

@@ -3,15 +3,16 @@
 Training always runs the Thinc/PyTorch model. At prediction time an
 `EngineRunner` turns docs into subword scores with one of:
 
-- "torch": the trained PyTorch encoder itself, called directly under
-  `torch.inference_mode` (no Thinc wrappers), then the Thinc head;
+- "torch": the trained PyTorch encoder itself with a copy of the head's
+  encoder columns, called directly under `torch.inference_mode` (no Thinc wrappers);
 - "torch-int8": a copy of encoder + head quantised by torchao (dynamic int8);
 - "onnx", "onnx-int8": encoder + head exported to ONNX (optionally quantised)
   and run by ONNX Runtime.
 
-Every engine takes its input from `encoding.encode_docs` and hands its output to
-`head.scores_from_hidden` / `scores_from_logits`, so all of them see exactly
-the subwords the trained model sees. An engine is built from the weights on
+Every engine keeps one contract (`ml/engine.py`): it takes its input from
+`encoding.encode_docs` and returns the logits of the encoder and the head's
+encoder columns, which `head.scores_from_logits` completes, so all of them see
+exactly the subwords the trained model sees and the head's maths is in one place. An engine is built from the weights on
 first use, dropped when the weights change, closed before a fork (ONNX
 Runtime is not fork-safe) and never pickled; an ONNX graph is saved beside
 the pipeline's weights and read back. A run-time pipeline
@@ -27,7 +28,7 @@ import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Union
+from typing import Callable, Dict, Iterator, List, Optional, Union
 
 import numpy
 from spacy.tokens import Doc
@@ -37,7 +38,8 @@ from ..data.outputs import atomic_path
 from ..errors import ConfigError, require
 from ..ml.chunking import run_in_chunks
 from ..ml.encoding import EncodedBatch, encode_for
-from ..ml.head import SubwordScores, head_as_torch_linear, scores_from_hidden, scores_from_logits
+from ..ml.engine import Engine
+from ..ml.head import SubwordScores, head_as_torch_linear, scores_from_logits
 from ..ml.hf_encoder import encoder_model
 from ..ml.onnx_tagger import OnnxSession, is_runtime_model
 
@@ -51,9 +53,6 @@ _NEEDS = {
     "onnx-int8": (["onnxruntime"], "onnx"),
 }
 EXPORT_NEEDS = (["torch", "onnx", "onnxscript"], "train")
-# An engine maps an encoded batch to a (n_rows, width) array: the encoder's
-# rows ("torch") or the logits of encoder + head (the others).
-Engine = Callable[[EncodedBatch], numpy.ndarray]
 
 
 def check_engine(name: str) -> None:
@@ -82,49 +81,54 @@ def tagger_module(model: Model) -> "torch.nn.Module":  # noqa: F821
             self.encoder = encoder
             self.classifier = classifier
 
-        def forward(self, input_ids, attention_mask):
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            return self.classifier(hidden)
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None:
+                inputs["token_type_ids"] = token_type_ids
+            return self.classifier(self.encoder(**inputs).last_hidden_state)
 
     return Tagger().eval()
 
 
 class TorchEngine:
-    """The trained encoder run directly in PyTorch: the encoder's rows of an encoded batch."""
+    """The trained encoder run directly in PyTorch, with a copy of the head's encoder columns (`tagger_module`)."""
 
     def __init__(self, model: Model) -> None:
-        self.encoder = encoder_model(model.get_ref("transformer"))
+        self.module = tagger_module(model)
+        self.module.classifier.to(self.module.encoder.device)
 
     @property
     def on_gpu(self) -> bool:
-        """Whether the encoder runs on a GPU (where one call over the whole batch is best)."""
-        return self.encoder.device.type != "cpu"
+        return self.module.encoder.device.type != "cpu"
 
     def __call__(self, encoded: EncodedBatch) -> numpy.ndarray:
         import torch
         from thinc.api import torch2xp
 
-        if self.encoder.training:  # training (the shim's begin_update) switched it to train mode
-            self.encoder.eval()
+        if self.module.encoder.training:  # training (the shim's begin_update) switched it to train mode
+            self.module.encoder.eval()
         with torch.inference_mode():
-            hidden = self.encoder(**encoded.torch_inputs(self.encoder.device)).last_hidden_state
-        return torch2xp(hidden).reshape(-1, hidden.shape[-1])
+            logits = self.module(**encoded.torch_inputs(self.module.encoder.device))
+        return torch2xp(logits).reshape(-1, logits.shape[-1])
 
 
-def build_torch_int8(model: Model) -> Engine:
-    """Dynamic int8 quantisation of every linear layer with torchao (weights copied)."""
-    import torch
-    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+class TorchInt8Engine:
+    """Dynamic int8 quantisation of every linear layer of a copy of the tagger, with torchao."""
 
-    module = copy.deepcopy(tagger_module(model))
-    quantize_(module, Int8DynamicActivationInt8WeightConfig())
+    on_gpu = False
 
-    def run(encoded: EncodedBatch) -> numpy.ndarray:
+    def __init__(self, model: Model) -> None:
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+        self.module = copy.deepcopy(tagger_module(model))
+        quantize_(self.module, Int8DynamicActivationInt8WeightConfig())
+
+    def __call__(self, encoded: EncodedBatch) -> numpy.ndarray:
+        import torch
+
         with torch.inference_mode():
-            logits = module(torch.from_numpy(encoded.input_ids), torch.from_numpy(encoded.attention_mask))
+            logits = self.module(torch.from_numpy(encoded.input_ids), torch.from_numpy(encoded.attention_mask))
         return logits.float().numpy().reshape(-1, logits.shape[-1])
-
-    return run
 
 
 def export_onnx(model: Model, quantize: bool) -> bytes:
@@ -242,12 +246,8 @@ class EngineRunner:
             return self._runtime_scores(model, docs)
         encoded = encode_for(model, docs)
         engine = self.engine(model)
-        on_cpu = not (isinstance(engine, TorchEngine) and engine.on_gpu)
-        rows = run_in_chunks(engine, encoded, self.batch_subwords if on_cpu else None)
-        if self.name == "torch":
-            scores, _ = scores_from_hidden(model, docs, encoded, rows)
-        else:
-            scores = scores_from_logits(model, docs, encoded, rows)
+        logits = run_in_chunks(engine, encoded, None if engine.on_gpu else self.batch_subwords)
+        scores = scores_from_logits(model, docs, encoded, logits)
         return SubwordScores(
             scores, encoded.align, encoded.doc_lengths, encoded.window_length, cut_subwords=encoded.cut_subwords
         )
@@ -267,15 +267,13 @@ class EngineRunner:
     def engine(self, model: Model) -> Engine:
         """The engine for the model's current weights (built on first use)."""
         if self._engine is None:
-            if self.name == "torch":
-                self._engine = TorchEngine(model)
-            elif self.name == "torch-int8":
-                self._engine = build_torch_int8(model)
-            else:
-                if self._onnx_bytes is None:
-                    self._onnx_bytes = export_onnx(model, quantize=self.name == "onnx-int8")
-                self._engine = OnnxSession(self._onnx_bytes, self.n_threads)
+            self._engine = _BUILDERS[self.name](self, model)
         return self._engine
+
+    def _onnx_session(self, model: Model) -> OnnxSession:
+        if self._onnx_bytes is None:
+            self._onnx_bytes = export_onnx(model, quantize=self.name == "onnx-int8")
+        return OnnxSession(self._onnx_bytes, self.n_threads)
 
     def invalidate(self) -> None:
         """Forget what was built from weights that have changed (the ONNX graph too)."""
@@ -316,3 +314,11 @@ class EngineRunner:
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["name"], state["n_threads"], state.get("batch_subwords"))
+
+
+_BUILDERS: Dict[str, Callable[[EngineRunner, Model], Engine]] = {
+    "torch": lambda runner, model: TorchEngine(model),
+    "torch-int8": lambda runner, model: TorchInt8Engine(model),
+    "onnx": EngineRunner._onnx_session,
+    "onnx-int8": EngineRunner._onnx_session,
+}
