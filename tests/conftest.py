@@ -1,19 +1,46 @@
-"""Shared fixtures: the WNUT 17 mirror (skipped with a reason where absent), tiny transformers, small files.
-
-Helpers that tests call directly live in `util.py`.
+"""Shared fixtures: the WNUT 17 mirror (skipped with a reason where absent), tiny transformers, small files,
+and the markers' rules (`pyproject.toml` declares them): a `network` test skips, with the reason, where
+pip's package index cannot be reached. Helpers that tests call directly live in `util.py`.
 """
 
+import functools
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import pytest
 
 from .util import TINY_WORDS, make_nlp, overfit
+
+
+@functools.lru_cache(maxsize=1)
+def package_index_problem() -> Optional[str]:
+    """Why pip cannot reach its package index (None where it can): asked once per session, as pip asks."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "index", "versions", "setuptools", "--disable-pip-version-check"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        return "pip's package index did not answer within 120 s"
+    if done.returncode != 0:
+        return f"pip's package index cannot be reached: {(done.stderr or done.stdout).strip()[-200:]}"
+    return None
+
+
+def pytest_runtest_setup(item) -> None:
+    if item.get_closest_marker("network") is not None:
+        problem = package_index_problem()
+        if problem is not None:
+            pytest.skip(f"needs the package index ({problem})")
+
 
 # The official files, committed in assets/ (CC BY 4.0); WNUT17_MIRROR points elsewhere.
 MIRROR = Path(os.environ.get("WNUT17_MIRROR", Path(__file__).parents[1] / "assets"))

@@ -151,6 +151,46 @@ def test_runtime_modules_import_nothing_that_trains_at_module_level(path):
     assert not set(module_level_imports(path)) & TRAINING_STACK
 
 
+# Every name this package registers, frozen: saved configs and pipelines refer to them, so a name that
+# disappears (or a new one not added here) fails. The spacy-transformers names load 0.2/0.3 pipelines.
+REGISTERED = {
+    "factories": ["wnut_ner"],
+    "architectures": [
+        "spacy-transformers.TransformerModel.v3",
+        "spacy_wnut.HFEncoder.v1",
+        "spacy_wnut.OnnxTagger.v1",
+        "spacy_wnut.SubwordTagger.v1",
+        "spacy_wnut.SubwordTagger.v2",
+        "spacy_wnut.TokenFeatures.v1",
+    ],
+    "batchers": ["spacy_wnut.batch_by_subwords.v1"],
+    "callbacks": ["spacy_wnut.record_training_step.v1"],
+    "schedules": ["spacy_wnut.warmup_linear.v1"],
+    "span_getters": [
+        "spacy-transformers.doc_spans.v1",
+        "spacy-transformers.strided_spans.v1",
+        "spacy_wnut.strided_spans.v1",
+    ],
+    "cli": ["wnut"],
+}
+
+
+@pytest.mark.parametrize("registry_name,name", [(r, n) for r, names in REGISTERED.items() for n in names])
+def test_every_frozen_registered_name_resolves(registry_name, name):
+    import spacy_wnut.pipeline.component  # noqa: F401  (registers the legacy names where spacy-transformers is absent)
+
+    assert spacy.util.registry.has(registry_name, name), f"{registry_name} {name!r} is no longer registered"
+
+
+def test_no_registered_name_is_missing_from_the_frozen_list():
+    import spacy_wnut.pipeline.component  # noqa: F401
+
+    for registry_name, frozen in REGISTERED.items():
+        names = getattr(spacy.util.registry, registry_name).get_all()
+        ours = {n for n in names if n.startswith("spacy_wnut.") or n in frozen}
+        assert ours == set(frozen), f"{registry_name}: add to REGISTERED in tests/test_layout.py: {ours - set(frozen)}"
+
+
 def entry_points():
     parser = configparser.ConfigParser()
     parser.read(ROOT / "setup.cfg")
@@ -186,7 +226,7 @@ def test_span_getter_entry_point_is_found_in_the_span_getters_registry():
 
 
 def test_a_pipeline_saved_by_0_2_0_loads_and_predicts_the_same():
-    saved = ROOT / "tests" / "data" / "legacy-0.2.0"
+    saved = ROOT / "tests" / "fixtures" / "legacy-0.2.0"
     expected = json.loads((saved.parent / "legacy-0.2.0-entities.json").read_text())
     nlp = spacy.load(saved)
     assert ents_of(nlp.pipe(expected["texts"])) == [[tuple(e) for e in doc] for doc in expected["entities"]]
