@@ -29,7 +29,8 @@ _USAGE_ERRORS = tuple(
     {click.ClickException, *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")}
 )
 
-# The options several commands take, declared once (a command's own options stay in its signature).
+# The arguments and options several commands take, declared once (a command's own stay in its signature).
+ModelArg = Annotated[str, Arg(help="trained pipeline directory or package name")]
 CodeOpt = Annotated[
     Optional[Path],
     Opt(

@@ -12,6 +12,7 @@ from ._util import (
     CodeOpt,
     EngineOpt,
     MinScoreOpt,
+    ModelArg,
     NoProgressOpt,
     Opt,
     OverwriteOpt,
@@ -60,7 +61,7 @@ def check_mode_options(ctx: typer.Context, ray: bool) -> None:
 @user_errors
 def annotate_cmd(
     ctx: typer.Context,
-    model: str = Arg(..., help="trained pipeline directory or package name"),
+    model: ModelArg,
     input: str = Arg(
         ...,
         help=".txt (one doc per line), .jsonl ({'text': ...} + metadata) or .spacy (file or "

@@ -6,6 +6,7 @@ from typing import Optional
 from ._util import (
     Arg,
     BatchSizeOpt,
+    ModelArg,
     NoProgressOpt,
     Opt,
     OverwriteOpt,
@@ -18,7 +19,7 @@ from .printers import print_task_export, print_task_import
 @app.command("export-tasks")
 @user_errors
 def export_tasks_cmd(
-    model: str = Arg(..., help="trained pipeline directory or package name"),
+    model: ModelArg,
     input: Path = Arg(..., help=".txt (one text per line), .jsonl ({'text': ...} + metadata) or .spacy (file or dir)"),
     output: Path = Arg(..., help="tasks file: .json for label-studio (config written beside it), .jsonl otherwise"),
     format: str = Opt(..., "--format", help="label-studio, doccano or prodigy"),

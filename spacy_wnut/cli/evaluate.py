@@ -9,6 +9,7 @@ from ._util import (
     CodeOpt,
     GpuOpt,
     MinScoreOpt,
+    ModelArg,
     NoProgressOpt,
     Opt,
     OverwriteOpt,
@@ -24,7 +25,7 @@ from .printers import print_evaluation, print_report
 @app.command("evaluate")
 @user_errors
 def evaluate_cmd(
-    model: str = Arg(..., help="pipeline directory or package name"),
+    model: ModelArg,
     data: Path = Arg(..., help=".spacy DocBin (or directory of them) with gold entities"),
     output: Optional[Path] = Opt(None, "--output", "-o", help="write all scores as JSON here (- for stdout)"),
     batch_size: BatchSizeOpt = 64,
@@ -56,7 +57,7 @@ def evaluate_cmd(
 @app.command("report")
 @user_errors
 def report_cmd(
-    model: str = Arg(..., help="trained pipeline directory or package name"),
+    model: ModelArg,
     data: Path = Arg(..., help=".spacy DocBin with gold entities"),
     output: Path = Arg(..., help="HTML file to write (- for stdout)"),
     worst: int = Opt(20, "--worst", min=0, help="how many of the worst sentences to show"),

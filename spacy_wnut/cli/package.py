@@ -7,6 +7,7 @@ from ._util import (
     Arg,
     CodeOpt,
     ComponentOpt,
+    ModelArg,
     Opt,
     OverwriteOpt,
     app,
@@ -19,7 +20,7 @@ from ._util import (
 @app.command("export-runtime")
 @user_errors
 def export_runtime_cmd(
-    pipeline: str = Arg(..., help="trained pipeline directory or package name"),
+    pipeline: ModelArg,
     output: Path = Arg(..., help="directory for the run-time pipeline"),
     int8: bool = Opt(False, "--int8/--fp32", help="an int8 graph (smaller, faster; check its F1) or fp32"),
     component: ComponentOpt = None,

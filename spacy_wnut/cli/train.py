@@ -12,6 +12,7 @@ from ._util import (
     CodeOpt,
     ComponentOpt,
     GpuOpt,
+    ModelArg,
     Opt,
     OverwriteOpt,
     app,
@@ -25,7 +26,7 @@ from .printers import print_tuning
 @app.command("tune-bias")
 @user_errors
 def tune_bias_cmd(
-    model: str = Arg(..., help="trained pipeline directory or package name"),
+    model: ModelArg,
     dev: Path = Arg(..., help=".spacy DocBin with gold entities (dev, never test)"),
     output: Path = Arg(..., help="directory for the pipeline with the chosen entity_bias and temperature"),
     grid: Optional[str] = Opt(None, "--grid", help="comma-separated values to try (default 0..3)"),
