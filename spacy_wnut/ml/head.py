@@ -148,7 +148,8 @@ def head_as_torch_linear(model: Model) -> "torch.nn.Linear":
     import torch
 
     W, b = head_weights(model, encoder_only=True)
-    linear = torch.nn.Linear(W.shape[1], W.shape[0])
+    # skip_init: no random initialisation, so building an engine leaves torch's RNG (training's dropout) as it was
+    linear = torch.nn.utils.skip_init(torch.nn.Linear, W.shape[1], W.shape[0])
     with torch.no_grad():
         linear.weight.copy_(torch.from_numpy(W))
         linear.bias.copy_(torch.from_numpy(b))

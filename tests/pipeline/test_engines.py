@@ -207,3 +207,15 @@ def test_every_engine_keeps_one_contract_logits_of_the_same_shape(trained_nlp, t
         assert logits.shape == reference.shape, name
         tolerance = 0.5 if "int8" in name else 1e-3
         numpy.testing.assert_allclose(logits[real], reference[real], atol=tolerance, err_msg=name)
+
+
+def test_building_an_engine_leaves_torchs_random_state_as_it_was(trained_nlp):
+    """Training evaluates (and so builds the torch engine) between steps: a build that drew random numbers
+    would change the dropout of every later step, and a seed would no longer give the same model."""
+    import torch
+
+    model = trained_nlp.get_pipe("wnut_ner").model
+    before = torch.random.get_rng_state().clone()
+    engines.EngineRunner("torch").engine(model)
+    engines.tagger_module(model)
+    assert torch.equal(before, torch.random.get_rng_state())
