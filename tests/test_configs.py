@@ -51,6 +51,23 @@ def test_project_workflow_runs_every_step_with_checksummed_assets():
         assert asset["url"].startswith("https://") and len(asset["checksum"]) == 32
 
 
+def test_the_distill_workflows_teach_the_student_from_the_teacher_and_package_it():
+    project = srsly.read_yaml(ROOT / "project.yml")
+    commands = {c["name"]: c for c in project["commands"]}
+    workflows = project["workflows"]
+    assert workflows["distill"][:4] == ["fetch", "convert", "teacher-train", "teacher-tune"]
+    assert workflows["distill"][4:] == workflows["distill-student"][2:]
+    assert all(name in commands for name in workflows["distill"])
+    assert (
+        project["vars"]["teacher"] == "teacher/model-tuned"
+        and "teacher/model-tuned" in commands["teacher-tune"]["outputs"]
+    )
+    assert "${vars.teacher}" in commands["distill"]["deps"]
+    final = commands["distill-final"]["script"][0]
+    assert "--train distilled/soft-targets/train --train distilled/soft-targets/dev" in final
+    assert "distilled/model-runtime" in commands["distill-package"]["deps"]
+
+
 def test_ci_runs_exactly_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()

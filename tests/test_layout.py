@@ -166,6 +166,7 @@ REGISTERED = {
     "batchers": ["spacy_wnut.batch_by_subwords.v1"],
     "callbacks": ["spacy_wnut.record_training_step.v1"],
     "schedules": ["spacy_wnut.warmup_linear.v1"],
+    "readers": ["spacy_wnut.SoftTargetCorpus.v1"],
     "span_getters": [
         "spacy-transformers.doc_spans.v1",
         "spacy-transformers.strided_spans.v1",

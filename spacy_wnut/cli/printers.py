@@ -187,3 +187,21 @@ def print_tuning(best, scores: List, calibration: Dict[str, Any], output: Path) 
         f"{calibration['after']['temperature']:.3f} (dev ECE of the entity probabilities "
         f"{calibration['before']['ece']:.3f} -> {calibration['after']['ece']:.3f})"
     )
+
+
+def print_soft_targets(manifest: Dict[str, Any], directory: Path, student_config: Optional[Path]) -> None:
+    """`distill`: the soft targets written (or reused), per input, with bad lines located; the student."""
+    from ..training.distill import summarize
+
+    teacher = manifest["teacher"]
+    how = "reused (same teacher files and inputs)" if manifest.get("reused") else "written"
+    print(f"soft targets in {directory}: {how}; teacher {teacher['pipeline']} (engine {teacher['engine']})")
+    for line in summarize(manifest):
+        print(f"  {line}")
+    for given in manifest["inputs"]:
+        for located in given.get("bad_lines_listed", []):
+            print(f"  skipped {located}")
+        if given.get("bad_lines", 0) > len(given.get("bad_lines_listed", [])):
+            print(f"  ... and {given['bad_lines'] - len(given['bad_lines_listed'])} more bad lines in {given['path']}")
+    if student_config is not None:
+        print(f"student trained from {student_config}: {student_config.parent / 'model-best'}")

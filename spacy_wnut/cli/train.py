@@ -1,4 +1,4 @@
-"""`tune-bias` and `train-final`: the steps after `spacy train`."""
+"""`tune-bias`, `train-final` and `distill`: the training steps beside `spacy train`."""
 
 from pathlib import Path
 from typing import List, Optional
@@ -11,6 +11,7 @@ from ._util import (
     BatchSizeOpt,
     CodeOpt,
     ComponentOpt,
+    EngineOpt,
     GpuOpt,
     ModelArg,
     Opt,
@@ -20,7 +21,7 @@ from ._util import (
     use_gpu,
     user_errors,
 )
-from .printers import print_tuning
+from .printers import print_soft_targets, print_tuning
 
 
 @app.command("tune-bias")
@@ -93,3 +94,50 @@ def train_final_cmd(
         f"wrote {output}: {info['steps']} steps on {', '.join(map(str, train))} (schedule of {info['total_steps']} "
         f"steps), entity_bias {info['entity_bias']:g}"
     )
+
+
+@app.command("distill", context_settings=EXTRA_ARGS)
+@user_errors
+def distill_cmd(
+    ctx: typer.Context,
+    teacher: ModelArg,
+    config: Path = Arg(..., help="the student's training config (e.g. configs/distilbert.cfg)"),
+    output: Path = Arg(..., help="directory for the soft targets, the student's config, model-best and model-last"),
+    train: List[Path] = Opt(..., "--train", help="labelled training data (.spacy; repeat)"),
+    dev: Path = Opt(..., "--dev", help="labelled dev data: selects the student on its gold; labelled for train-final"),
+    unlabelled: List[Path] = Opt([], "--unlabelled", help="texts without gold (.txt or .jsonl, as annotate reads)"),
+    engine: EngineOpt = None,
+    component: ComponentOpt = None,
+    batch_size: BatchSizeOpt = 64,
+    targets_only: bool = Opt(False, "--targets-only", help="write (or check) the soft targets; train nothing"),
+    code: CodeOpt = None,
+    gpu_id: int = Opt(-1, "--gpu-id", "-g", help="GPU to train on, -1 for the CPU (as for `spacy train`)"),
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Train a student on a teacher's tag distributions: the teacher labels --train, --dev and --unlabelled
+    once (OUTPUT/soft-targets, reused by a rerun), then `spacy train` trains the student's config on
+    α·KL(teacher ‖ student) + (1 − α)·cross-entropy(gold) (components.<name>.distill_alpha and
+    distill_temperature). Extra `--section.key value` options override the student's config."""
+    from spacy.cli._util import parse_config_overrides
+
+    from ..training.distill import distill
+
+    overrides = parse_config_overrides(ctx.args)
+    import_code(code)
+    use_gpu(gpu_id)
+    manifest, student_config = distill(
+        teacher,
+        config,
+        output,
+        train,
+        dev,
+        unlabelled,
+        overrides=overrides,
+        engine=engine,
+        component=component,
+        batch_size=batch_size,
+        gpu_id=gpu_id,
+        targets_only=targets_only,
+        overwrite=overwrite,
+    )
+    print_soft_targets(manifest, output / "soft-targets", student_config)

@@ -51,6 +51,14 @@ def sha256sum(path: Path) -> str:
     return digest.hexdigest()
 
 
+def tree_sha256(path: Path) -> str:
+    """The hex sha256 of a directory's files: each file's relative path and content sha256, in order."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path).as_posix()}\0{sha256sum(file)}\n".encode("utf-8"))
+    return digest.hexdigest()
+
+
 def fetch_asset(asset: Asset, dest_dir: Path, mirror: Optional[Path] = None) -> Path:
     """Put `asset` in `dest_dir`, verified: kept if already there, else copied from
     `mirror` if it holds the file, else downloaded from its URL."""

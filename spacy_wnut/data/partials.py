@@ -213,17 +213,26 @@ def _show(value: Any) -> str:
     return "(not given)" if value is None else str(value)
 
 
+def pipeline_dir(model: Union[str, Path]) -> Optional[Path]:
+    """The directory a pipeline is loaded from: `model` itself, or an installed package's data
+    directory; None for neither."""
+    path = Path(str(model))
+    if path.is_dir():
+        return path
+    import spacy
+
+    if not spacy.util.is_package(str(model)):
+        return None
+    path = spacy.util.get_package_path(str(model))
+    return next((p for p in path.iterdir() if (p / "config.cfg").is_file()), path)
+
+
 def pipeline_identity(model: Union[str, Path]) -> Dict[str, Any]:
     """What identifies a pipeline directory or package for `resume`: where it is, its meta's
     name and version, and a fingerprint of its files (names, sizes, modification times)."""
-    path = Path(str(model))
-    if not path.is_dir():
-        import spacy
-
-        if not spacy.util.is_package(str(model)):
-            return {"pipeline": str(model)}
-        path = spacy.util.get_package_path(str(model))
-        path = next((p for p in path.iterdir() if (p / "config.cfg").is_file()), path)
+    path = pipeline_dir(model)
+    if path is None:
+        return {"pipeline": str(model)}
     try:
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -32,6 +32,11 @@ from ..ml.tagger import apply_frozen_embeddings
 from .decode import DECODERS, EntitySpans, TaggedBatch, TokenProbs, decode_entities, softmax, tag_probs, token_probs
 from .engines import ONNX_ENGINES, EngineRunner
 from .schemes import HeadScheme, TagScheme
+from .soft_targets import aligned_targets, distillation_loss, project_targets, target_labels
+
+# The distillation loss's defaults (`spacy wnut distill`), chosen on WNUT 17 dev (docs/distill.md).
+DEFAULT_DISTILL_ALPHA = 0.5
+DEFAULT_DISTILL_TEMPERATURE = 2.0
 
 DEFAULT_MODEL_STR = """
 [model]
@@ -71,6 +76,8 @@ register_legacy_names()
         "entity_bias": 0.0,
         "temperature": 1.0,
         "min_score": None,
+        "distill_alpha": DEFAULT_DISTILL_ALPHA,
+        "distill_temperature": DEFAULT_DISTILL_TEMPERATURE,
         "decoder": "viterbi",
         "engine": "torch",
         "n_threads": None,
@@ -91,6 +98,8 @@ def make_wnut_ner(
     entity_bias: float,
     temperature: float,
     min_score: Optional[float],
+    distill_alpha: float,
+    distill_temperature: float,
     decoder: str,
     engine: str,
     n_threads: Optional[int],
@@ -116,6 +125,11 @@ def make_wnut_ner(
         them); `tune-bias` fits it on a dev set. Entities do not depend on it.
     min_score (Optional[float]): drop entities whose probability is below it
         (None: keep every entity).
+    distill_alpha (float): in training on a teacher's soft targets (`spacy wnut distill`), the
+        weight of the teacher's term against gold's: the loss is `α · T² · KL(teacher ‖ student)
+        + (1 − α) · cross-entropy(gold)` where both exist (`pipeline/soft_targets.py`). Unused
+        on examples without soft targets.
+    distill_temperature (float): T, the temperature both distributions are softened by in that loss.
     decoder (str): "viterbi" (default) decodes the best valid BIO sequence;
         "argmax" takes each token's best tag and lets an invalid I-X start an
         entity, exactly as `pipeline("token-classification")` groups them.
@@ -142,6 +156,8 @@ def make_wnut_ner(
         entity_bias=entity_bias,
         temperature=temperature,
         min_score=min_score,
+        distill_alpha=distill_alpha,
+        distill_temperature=distill_temperature,
         decoder=decoder,
         engine=engine,
         n_threads=n_threads,
@@ -173,6 +189,8 @@ class SubwordNER(TrainablePipe):
         entity_bias: float = 0.0,
         temperature: float = 1.0,
         min_score: Optional[float] = None,
+        distill_alpha: float = DEFAULT_DISTILL_ALPHA,
+        distill_temperature: float = DEFAULT_DISTILL_TEMPERATURE,
         decoder: str = "viterbi",
         engine: str = "torch",
         n_threads: Optional[int] = None,
@@ -211,6 +229,18 @@ class SubwordNER(TrainablePipe):
             raise ConfigError(f"[{name}] temperature must be a finite number above 0, got {temperature!r}")
         if min_score is not None and not (isinstance(min_score, (int, float)) and 0.0 <= min_score <= 1.0):
             raise ConfigError(f"[{name}] min_score must be a probability in [0, 1] or null, got {min_score!r}")
+        if not (isinstance(distill_alpha, (int, float)) and 0.0 <= distill_alpha <= 1.0):
+            raise ConfigError(f"[{name}] distill_alpha must be in [0, 1], got {distill_alpha!r}")
+        if not (
+            isinstance(distill_temperature, (int, float))
+            and math.isfinite(distill_temperature)
+            and distill_temperature > 0
+        ):
+            raise ConfigError(
+                f"[{name}] distill_temperature must be a finite number above 0, got {distill_temperature!r}"
+            )
+        self.distill_alpha = float(distill_alpha)
+        self.distill_temperature = float(distill_temperature)
         self.temperature = float(temperature)
         self.min_score = None if min_score is None else float(min_score)
         self.decoder = decoder
@@ -270,7 +300,8 @@ class SubwordNER(TrainablePipe):
         checkpoint_head: bool = False,
         checkpoint_scheme: str = "auto",
     ) -> None:
-        """Read labels from the examples (sorted), or take `labels`, and load the transformer.
+        """Read labels from the examples' gold entities and soft targets (sorted), or take `labels`, and
+        load the transformer.
 
         get_examples (Callable[[], Iterable[Example]]): returns the training examples.
         nlp (Language): the current pipeline.
@@ -295,7 +326,10 @@ class SubwordNER(TrainablePipe):
             for label in labels:
                 self.add_label(label)
         else:
-            found = {ent.label_ for example in get_examples() for ent in example.reference.ents}
+            found = set()
+            for example in get_examples():
+                found.update(ent.label_ for ent in example.reference.ents)
+                found.update(target_labels(example.reference))
             for label in sorted(found):
                 self.add_label(label)
         self._require_labels()
@@ -493,15 +527,18 @@ class SubwordNER(TrainablePipe):
         return list(doc.ents) + [span for span in spans if not taken[span.start : span.end].any()]
 
     def get_loss(self, examples: Iterable[Example], output: SubwordScores) -> Tuple[float, Floats2d]:
-        """Softmax cross-entropy on subwords, gold projected from `get_aligned_ner()`.
+        """Softmax cross-entropy on subwords, gold projected from `get_aligned_ner()`; where examples
+        carry a teacher's soft targets (`spacy wnut distill`), the distillation loss of
+        `soft_targets.distillation_loss` with `distill_alpha` and `distill_temperature`.
 
         Tokens whose gold is unknown (`None`: misaligned tokenization, or
-        missing annotation) give no training signal.
+        missing annotation) give no gold signal.
 
         examples (Iterable[Example]): the batch, gold in `example.reference`.
         output (SubwordScores): the model's scores for the batch.
         RETURNS (Tuple[float, Floats2d]): the loss and its gradient w.r.t. the scores.
         """
+        examples = list(examples)
         validate_examples(examples, "SubwordNER.get_loss")
         head = self.head
         token_gold = numpy.concatenate(
@@ -511,6 +548,15 @@ class SubwordNER(TrainablePipe):
         scores = self.model.ops.to_numpy(output.scores)
         self._count_gold_alignment(token_gold, pairs)
         row_gold = project_gold(token_gold, pairs, self.label_projection, scores.shape[0], output.window_length)
+        token_targets = self._token_targets(examples, head)
+        if token_targets is not None:
+            row_targets = project_targets(
+                token_targets, pairs, self.label_projection, scores.shape[0], output.window_length
+            )
+            loss, d_scores = distillation_loss(
+                scores, row_gold, row_targets, self.distill_alpha, self.distill_temperature
+            )
+            return loss, self.model.ops.asarray2f(d_scores)
         rows = numpy.flatnonzero(row_gold >= 0)
         probs = softmax(scores)
         d_scores = numpy.zeros_like(probs)
@@ -524,6 +570,19 @@ class SubwordNER(TrainablePipe):
         if numpy.isnan(loss):
             raise ValueError(Errors.E910.format(name=self.name))
         return loss, self.model.ops.asarray2f(d_scores)
+
+    def _token_targets(self, examples: Sequence[Example], head: HeadScheme) -> Optional[numpy.ndarray]:
+        """The batch's soft targets per predicted token (NaN rows: none), or None when no example has any."""
+        per_example = [aligned_targets(eg, head.tags) for eg in examples]
+        if all(targets is None for targets in per_example):
+            return None
+        n_tags = len(head.tags)
+        return numpy.concatenate(
+            [
+                numpy.full((len(eg.predicted), n_tags), numpy.nan, dtype="f") if targets is None else targets
+                for eg, targets in zip(examples, per_example)
+            ]
+        )
 
     def _count_gold_alignment(self, token_gold: numpy.ndarray, pairs: TokenRows) -> None:
         has_rows = pairs.has_rows()
