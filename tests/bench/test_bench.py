@@ -291,3 +291,50 @@ def test_project_summary_names_the_missing_output(tmp_path):
     assert result.returncode != 0
     assert "final_test_seqeval.json: not found" in result.stderr
     assert not (tmp_path / "s.json").exists()
+
+
+def test_distillation_study_scores_teacher_and_students_and_reuses_the_targets(tiny_transformer, tmp_path):
+    from ..util import train_shipped_config
+
+    corpus = tiny_corpus(tmp_path)
+    (tmp_path / "teacher").mkdir()
+    teacher = train_shipped_config(tiny_transformer, tmp_path / "teacher", max_steps=20).parent
+    settings = {
+        "training.max_steps": 10,
+        "training.eval_frequency": 5,
+        "training.max_epochs": 0,
+        "training.optimizer.learn_rate.initial_rate": 0.001,
+        "training.optimizer.learn_rate.warmup_steps": 2,
+        "components.wnut_ner.model.freeze_embeddings": "false",
+        "components.wnut_ner.distill_alpha": 0.7,
+        "training.logger.progress_bar": "null",
+    }
+    command = [sys.executable, str(BENCH.parent / "distill.py"), "--teacher", f"tiny={teacher}"]
+    command += ["--student-backbone", str(tiny_transformer), "--corpus", str(corpus), "--seeds", "0,1"]
+    command += ["--work", str(tmp_path / "work"), "--output", str(tmp_path / "results" / "distill")]
+    for key, value in settings.items():
+        command += ["--set", f"{key}={value}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    payload = json.loads((tmp_path / "results" / "distill.json").read_text())
+    assert payload["best_teacher"] == "tiny" and payload["targets"]["inputs"][0]["docs"] == 4
+    assert sorted(payload["distilled"]) == sorted(payload["plain"]) == ["0", "1"]
+    for kind in ("distilled", "plain"):
+        for run in payload[kind].values():
+            assert run["best_step"] in (5, 10) and 0.0 <= run["test"]["f"] <= 1.0 and run["train_seconds"] > 0
+    config = spacy.util.load_config(tmp_path / "work" / "tiny" / "default" / "seed1" / "model-best" / "config.cfg")
+    assert config["components"]["wnut_ner"]["distill_alpha"] == pytest.approx(0.7)
+    assert set(payload["speed"]["words_per_second"]) == {
+        "student onnx",
+        "student onnx-int8",
+        "teacher onnx",
+        "teacher onnx-int8",
+    }
+    assert sorted(payload["speed"]["int8"]) == ["0", "1"]
+    table = (tmp_path / "results" / "distill.md").read_text()
+    assert "share of the teacher's lead closed" in table and "| 1 | distilled |" in table
+    # A rerun trains nothing: every output is there.
+    again = subprocess.run([*command, "--no-speed"], capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    rerun = json.loads((tmp_path / "results" / "distill.json").read_text())
+    assert all(run["train_seconds"] is None for kind in ("distilled", "plain") for run in rerun[kind].values())

