@@ -8,11 +8,10 @@ follows `O`). Normalised at a temperature `T`, this is a linear-chain distributi
 
 The probability of an entity, tokens `[s, e)` with label `l`, is the probability that exactly this
 span is tagged so: `y_s = B-l`, `y_t = I-l` inside, and the tag after it (if any) is not `I-l`. It
-is computed with forward-backward in log space, per doc.
+is computed with forward-backward in log space, for a whole batch of docs at once.
 """
 
 from dataclasses import dataclass
-from typing import Tuple
 
 import numpy
 
@@ -31,57 +30,6 @@ def logsumexp(values: numpy.ndarray, axis: int) -> numpy.ndarray:
 def transition_log_scores(allowed: numpy.ndarray) -> numpy.ndarray:
     """(n_tags, n_tags) log-scores: 0 for an allowed transition, -inf for a forbidden one."""
     return numpy.where(allowed, 0.0, NEG_INF)
-
-
-def forward_backward(
-    emissions: numpy.ndarray, transitions: numpy.ndarray
-) -> Tuple[numpy.ndarray, numpy.ndarray, float]:
-    """Forward and backward log-scores of one doc.
-
-    emissions (numpy.ndarray): (n, n_tags) log-scores of each token's tags (already divided by T).
-    transitions (numpy.ndarray): (n_tags, n_tags) log-scores; the first tag follows tag 0 (`O`).
-    RETURNS (Tuple[numpy.ndarray, numpy.ndarray, float]): `alpha[t, y]` (paths ending in `y` at `t`,
-        emission included), `beta[t, y]` (continuations after `y` at `t`), and log Z.
-    """
-    n, n_tags = emissions.shape
-    alpha = numpy.empty((n, n_tags))
-    beta = numpy.zeros((n, n_tags))
-    alpha[0] = transitions[0] + emissions[0]
-    for t in range(1, n):
-        alpha[t] = logsumexp(alpha[t - 1][:, None] + transitions, axis=0) + emissions[t]
-    for t in range(n - 2, -1, -1):
-        beta[t] = logsumexp(transitions + (emissions[t + 1] + beta[t + 1])[None, :], axis=1)
-    return alpha, beta, float(logsumexp(alpha[-1], axis=0))
-
-
-def span_log_probs(
-    emissions: numpy.ndarray,
-    transitions: numpy.ndarray,
-    starts: numpy.ndarray,
-    ends: numpy.ndarray,
-    label_ids: numpy.ndarray,
-) -> numpy.ndarray:
-    """Log-probability of each span `[starts[i], ends[i])` being exactly one entity of `label_ids[i]`, in one doc.
-
-    Tags are laid out `O, B-l0, I-l0, B-l1, ...` (`schemes.TagScheme`).
-    RETURNS (numpy.ndarray): (n_spans,) log-probabilities.
-    """
-    n = len(emissions)
-    if len(starts) == 0:
-        return numpy.zeros((0,))
-    alpha, beta, log_z = forward_backward(emissions, transitions)
-    result = numpy.empty(len(starts))
-    for i, (start, end, label) in enumerate(zip(starts, ends, label_ids)):
-        begin, inside = 1 + 2 * int(label), 2 + 2 * int(label)
-        score = alpha[start, begin]
-        score += float(emissions[start + 1 : end, inside].sum())  # B->I and I->I transitions score 0
-        if end < n:  # the next tag does not continue the entity
-            last = begin if end - start == 1 else inside
-            onward = transitions[last] + emissions[end] + beta[end]
-            onward[inside] = NEG_INF
-            score += float(logsumexp(onward, axis=0))
-        result[i] = score - log_z
-    return result
 
 
 @dataclass
@@ -104,7 +52,7 @@ class ChainScores:
 def chain_scores(
     log_probs: numpy.ndarray, doc_lengths: numpy.ndarray, allowed: numpy.ndarray, temperature: float = 1.0
 ) -> ChainScores:
-    """`forward_backward` for a whole batch at once (docs concatenated in `log_probs`).
+    """Forward and backward log-scores of a whole batch of docs at once (docs concatenated in `log_probs`).
 
     log_probs (numpy.ndarray): (n_tokens, n_tags) tag log-scores, as the Viterbi decodes them.
     doc_lengths (numpy.ndarray): tokens per doc.

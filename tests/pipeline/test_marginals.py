@@ -3,6 +3,7 @@ brute-force enumeration of every tag sequence on short docs (hypothesis), and th
 
 import itertools
 import math
+from typing import Tuple
 
 import numpy
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spacy_wnut.pipeline.decode import tags_to_spans
-from spacy_wnut.pipeline.marginals import span_log_probs, tag_marginals, transition_log_scores
+from spacy_wnut.pipeline.marginals import NEG_INF, logsumexp, tag_marginals, transition_log_scores
 from spacy_wnut.pipeline.schemes import TagScheme
 from spacy_wnut.training.calibration import (
     brier_score,
@@ -18,6 +19,60 @@ from spacy_wnut.training.calibration import (
     fit_temperature,
     reliability_table,
 )
+
+
+# A per-doc reference implementation (a loop over the spans of one doc) that the batched
+# `entity_log_probs` is checked against, beside brute-force enumeration.
+def forward_backward(
+    emissions: numpy.ndarray, transitions: numpy.ndarray
+) -> Tuple[numpy.ndarray, numpy.ndarray, float]:
+    """Forward and backward log-scores of one doc.
+
+    emissions (numpy.ndarray): (n, n_tags) log-scores of each token's tags (already divided by T).
+    transitions (numpy.ndarray): (n_tags, n_tags) log-scores; the first tag follows tag 0 (`O`).
+    RETURNS (Tuple[numpy.ndarray, numpy.ndarray, float]): `alpha[t, y]` (paths ending in `y` at `t`,
+        emission included), `beta[t, y]` (continuations after `y` at `t`), and log Z.
+    """
+    n, n_tags = emissions.shape
+    alpha = numpy.empty((n, n_tags))
+    beta = numpy.zeros((n, n_tags))
+    alpha[0] = transitions[0] + emissions[0]
+    for t in range(1, n):
+        alpha[t] = logsumexp(alpha[t - 1][:, None] + transitions, axis=0) + emissions[t]
+    for t in range(n - 2, -1, -1):
+        beta[t] = logsumexp(transitions + (emissions[t + 1] + beta[t + 1])[None, :], axis=1)
+    return alpha, beta, float(logsumexp(alpha[-1], axis=0))
+
+
+def span_log_probs(
+    emissions: numpy.ndarray,
+    transitions: numpy.ndarray,
+    starts: numpy.ndarray,
+    ends: numpy.ndarray,
+    label_ids: numpy.ndarray,
+) -> numpy.ndarray:
+    """Log-probability of each span `[starts[i], ends[i])` being exactly one entity of `label_ids[i]`, in one doc.
+
+    Tags are laid out `O, B-l0, I-l0, B-l1, ...` (`schemes.TagScheme`).
+    RETURNS (numpy.ndarray): (n_spans,) log-probabilities.
+    """
+    n = len(emissions)
+    if len(starts) == 0:
+        return numpy.zeros((0,))
+    alpha, beta, log_z = forward_backward(emissions, transitions)
+    result = numpy.empty(len(starts))
+    for i, (start, end, label) in enumerate(zip(starts, ends, label_ids)):
+        begin, inside = 1 + 2 * int(label), 2 + 2 * int(label)
+        score = alpha[start, begin]
+        score += float(emissions[start + 1 : end, inside].sum())  # B->I and I->I transitions score 0
+        if end < n:  # the next tag does not continue the entity
+            last = begin if end - start == 1 else inside
+            onward = transitions[last] + emissions[end] + beta[end]
+            onward[inside] = NEG_INF
+            score += float(logsumexp(onward, axis=0))
+        result[i] = score - log_z
+    return result
+
 
 SCHEME = TagScheme(("a", "b"))
 
