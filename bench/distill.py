@@ -155,6 +155,14 @@ def plain_seed(
     return score_run(output, corpus, seconds)
 
 
+def recorded_plain(spec: str) -> Dict[int, Dict[str, Any]]:
+    """Plain seeds measured earlier by `bench/stack.py` (FILE:STACK), each marked with where it comes from."""
+    path, stack = spec.rsplit(":", 1)
+    runs = json.loads(Path(path).read_text())["runs"][stack]
+    keep = ("train_seconds", "best_step", "entity_bias", "dev", "test")
+    return {int(seed): {**{k: run[k] for k in keep}, "recorded": spec} for seed, run in runs.items()}
+
+
 def speed_and_int8(student: Path, teacher: Path, corpus: Path, students: Dict[int, Dict]) -> Dict[str, Any]:
     """Words/s of student and teacher with the onnx engines (interleaved), and each student's int8 F1 cost."""
     from spacy_wnut.pipeline.component import load_pipeline
@@ -213,8 +221,9 @@ def markdown(result: Dict[str, Any]) -> str:
     for kind in ("plain", "distilled"):
         for seed, run in result[kind].items():
             seconds = run["train_seconds"]
+            label = f"{kind} (recorded)" if run.get("recorded") else kind
             lines.append(
-                f"| {seed} | {kind} | {run['best_step']} | {run['entity_bias']:g} | {run['dev']['f']:.4f} | "
+                f"| {seed} | {label} | {run['best_step']} | {run['entity_bias']:g} | {run['dev']['f']:.4f} | "
                 f"{run['test']['p']:.4f} | {run['test']['r']:.4f} | {run['test']['f']:.4f} | "
                 f"{'–' if seconds is None else f'{seconds:.0f}'} |"
             )
@@ -231,6 +240,9 @@ def markdown(result: Dict[str, Any]) -> str:
         f"{'met' if s['distilled']['test']['mean'] >= 0.50 else 'not met'})",
         f"- dev F1: distilled {s['distilled']['dev']['mean']:.4f}, plain {s['plain']['dev']['mean']:.4f}",
     ]
+    sources = sorted({run["recorded"] for run in result["plain"].values() if run.get("recorded")})
+    if sources:
+        lines.append(f"- plain (recorded): measured earlier with the same config and seeds, from {', '.join(sources)}")
     speed = result.get("speed")
     if speed:
         lines += ["", f"Words/s, first {speed['speed_sentences']} test sentences (median of 3, interleaved):", ""]
@@ -260,6 +272,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--corpus", type=Path, default=Path("corpus"))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--plain", action="append", default=[], metavar="SEED=DIR")
+    parser.add_argument(
+        "--plain-recorded",
+        metavar="FILE:STACK",
+        help="plain seeds not given by --plain, from a bench/stack.py results file (e.g. "
+        "bench/results/2026-12-03-minilm-stacks.json:0.4): the same config and seeds, trained earlier",
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="student config override")
     parser.add_argument("--name", default="default", help="names the student settings (their work folder)")
     parser.add_argument("--work", type=Path, default=Path("training/distill-bench"))
@@ -278,15 +296,19 @@ def main(argv: Optional[List[str]] = None) -> None:
     result["targets"] = write_targets(teacher_model, args.config, args.corpus, args.work / best)
     result["distilled"], result["plain"] = {}, {}
     plain_given = {int(seed): Path(path) for seed, path in pairs(args.plain).items()}
+    recorded = recorded_plain(args.plain_recorded) if args.plain_recorded else {}
     for seed in seeds:
         student_work = args.work / best / args.name
         result["distilled"][seed] = distill_seed(
             teacher_model, args.config, args.corpus, student_work, seed, args.student_backbone, sets
         )
         print(json.dumps({"distilled": seed, **result["distilled"][seed]}), flush=True)
-        result["plain"][seed] = plain_seed(
-            args.config, args.corpus, args.work / "plain", seed, args.student_backbone, sets, plain_given.get(seed)
-        )
+        if seed in recorded and seed not in plain_given:
+            result["plain"][seed] = recorded[seed]
+        else:
+            result["plain"][seed] = plain_seed(
+                args.config, args.corpus, args.work / "plain", seed, args.student_backbone, sets, plain_given.get(seed)
+            )
         print(json.dumps({"plain": seed, **result["plain"][seed]}), flush=True)
     result["summary"] = {kind: summary(result[kind]) for kind in ("plain", "distilled")}
     if not args.no_speed:

@@ -333,8 +333,13 @@ def test_distillation_study_scores_teacher_and_students_and_reuses_the_targets(t
     assert sorted(payload["speed"]["int8"]) == ["0", "1"]
     table = (tmp_path / "results" / "distill.md").read_text()
     assert "share of the teacher's lead closed" in table and "| 1 | distilled |" in table
-    # A rerun trains nothing: every output is there.
-    again = subprocess.run([*command, "--no-speed"], capture_output=True, text=True, timeout=900)
+    # A rerun trains nothing (every output is there); plain seed 1 taken from an earlier stack study.
+    earlier = {"runs": {"0.4": {"1": {**payload["plain"]["1"], "train_seconds": 12.0, "order": 1}}}}
+    (tmp_path / "stacks.json").write_text(json.dumps(earlier))
+    recorded = ["--plain-recorded", f"{tmp_path / 'stacks.json'}:0.4"]
+    again = subprocess.run([*command, "--no-speed", *recorded], capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     rerun = json.loads((tmp_path / "results" / "distill.json").read_text())
-    assert all(run["train_seconds"] is None for kind in ("distilled", "plain") for run in rerun[kind].values())
+    assert all(run["train_seconds"] is None for run in rerun["distilled"].values())
+    assert rerun["plain"]["0"]["train_seconds"] is None and rerun["plain"]["1"]["train_seconds"] == 12.0
+    assert "| 1 | plain (recorded) |" in (tmp_path / "results" / "distill.md").read_text()
