@@ -114,6 +114,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     table = markdown(results, args.target_precision)
     print(table)
     if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.with_suffix(".json").write_text(json.dumps(results, indent=2))
         args.output.with_suffix(".md").write_text(table)
 
