@@ -71,16 +71,26 @@ def scores(pipeline: Path, data: Path, engine: Optional[str] = None) -> Dict[str
     return {key: result["seqeval"][key] for key in ("p", "r", "f")}
 
 
+SCORES = "bench-distill-scores.json"
+
+
 def score_run(output: Path, corpus: Path, train_seconds: Optional[float]) -> Dict[str, Any]:
-    """A trained output's selected step, dev F1 while training, tuned settings, and tuned dev/test scores."""
+    """A trained output's selected step, dev F1 while training, tuned settings, and tuned dev/test scores
+    (kept in OUTPUT/bench-distill-scores.json: a rerun scores nothing again unless model-tuned changed)."""
     import srsly
     from spacy.util import load_config
 
     model = tuned(output, corpus / "dev.spacy")
+    cache = output / SCORES
+    stamp = (model / "meta.json").stat().st_mtime_ns
+    if cache.is_file():
+        kept = json.loads(cache.read_text())
+        if kept.get("model_mtime_ns") == stamp and kept.get("corpus") == str(corpus):
+            # The seconds of the run that trained it, if it was trained by this script.
+            return {**kept["result"], "train_seconds": train_seconds or kept["result"]["train_seconds"]}
     meta = srsly.read_json(model / "meta.json")
-
     component = load_config(model / "config.cfg")["components"]["wnut_ner"]
-    return {
+    result = {
         "output": str(output),
         "train_seconds": train_seconds,
         "best_step": meta.get("spacy_wnut_training", {}).get("step"),
@@ -89,6 +99,8 @@ def score_run(output: Path, corpus: Path, train_seconds: Optional[float]) -> Dic
         "dev": scores(model, corpus / "dev.spacy"),
         "test": scores(model, corpus / "test.spacy"),
     }
+    cache.write_text(json.dumps({"model_mtime_ns": stamp, "corpus": str(corpus), "result": result}))
+    return result
 
 
 def teachers(given: Dict[str, Path], corpus: Path) -> Dict[str, Dict[str, Any]]:

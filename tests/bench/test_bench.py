@@ -337,9 +337,11 @@ def test_distillation_study_scores_teacher_and_students_and_reuses_the_targets(t
     earlier = {"runs": {"0.4": {"0": {**payload["plain"]["0"], "train_seconds": 12.0, "order": 1}}}}
     (tmp_path / "stacks.json").write_text(json.dumps(earlier))
     recorded = ["--plain-recorded", f"{tmp_path / 'stacks.json'}:0.4"]
+    student = tmp_path / "work" / "tiny" / "default" / "seed0" / "model-best" / "meta.json"
+    trained = student.stat().st_mtime_ns
     again = subprocess.run([*command, "--no-speed", *recorded], capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     rerun = json.loads((tmp_path / "results" / "distill.json").read_text())
-    assert all(run["train_seconds"] is None for run in rerun["distilled"].values())
+    assert student.stat().st_mtime_ns == trained and rerun["distilled"] == payload["distilled"]
     assert rerun["plain"]["0"]["train_seconds"] == 12.0 and rerun["plain"]["0"]["recorded"]
     assert "| 0 | plain (recorded) |" in (tmp_path / "results" / "distill.md").read_text()
