@@ -75,14 +75,17 @@ SCORES = "bench-distill-scores.json"
 
 
 def score_run(output: Path, corpus: Path, train_seconds: Optional[float]) -> Dict[str, Any]:
-    """A trained output's selected step, dev F1 while training, tuned settings, and tuned dev/test scores
-    (kept in OUTPUT/bench-distill-scores.json: a rerun scores nothing again unless model-tuned changed)."""
+    """A trained output's selected step, dev F1 while training, tuned settings, tuned dev/test scores, and
+    OUTPUT/model-final's test scores where there is one (retrained on train + dev, e.g. by the project's
+    `distill-final` step). Kept in OUTPUT/bench-distill-scores.json: a rerun scores nothing again unless
+    model-tuned or model-final changed."""
     import srsly
     from spacy.util import load_config
 
     model = tuned(output, corpus / "dev.spacy")
     cache = output / SCORES
-    stamp = (model / "meta.json").stat().st_mtime_ns
+    final = output / "model-final"
+    stamp = [(path / "meta.json").stat().st_mtime_ns for path in (model, final) if path.is_dir()]
     if cache.is_file():
         kept = json.loads(cache.read_text())
         if kept.get("model_mtime_ns") == stamp and kept.get("corpus") == str(corpus):
@@ -99,6 +102,8 @@ def score_run(output: Path, corpus: Path, train_seconds: Optional[float]) -> Dic
         "dev": scores(model, corpus / "dev.spacy"),
         "test": scores(model, corpus / "test.spacy"),
     }
+    if final.is_dir():
+        result["final_test"] = scores(final, corpus / "test.spacy")
     cache.write_text(json.dumps({"model_mtime_ns": stamp, "corpus": str(corpus), "result": result}))
     return result
 
@@ -108,8 +113,6 @@ def teachers(given: Dict[str, Path], corpus: Path) -> Dict[str, Dict[str, Any]]:
     out = {}
     for name, path in given.items():
         out[name] = score_run(path, corpus, None)
-        if (path / "model-final").is_dir():
-            out[name]["final_test"] = scores(path / "model-final", corpus / "test.spacy")
         print(json.dumps({"teacher": name, **out[name]}), flush=True)
     return out
 
@@ -227,16 +230,18 @@ def markdown(result: Dict[str, Any]) -> str:
         "",
     ]
     lines += [
-        "| seed | training | best step | entity_bias | dev F1 | test P | test R | test F1 | train s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| seed | training | best step | entity_bias | dev F1 | test P | test R | test F1 | model-final test F1 "
+        "| train s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind in ("plain", "distilled"):
         for seed, run in result[kind].items():
             seconds = run["train_seconds"]
             label = f"{kind} (recorded)" if run.get("recorded") else kind
+            final = f"{run['final_test']['f']:.4f}" if run.get("final_test") else "–"
             lines.append(
                 f"| {seed} | {label} | {run['best_step']} | {run['entity_bias']:g} | {run['dev']['f']:.4f} | "
-                f"{run['test']['p']:.4f} | {run['test']['r']:.4f} | {run['test']['f']:.4f} | "
+                f"{run['test']['p']:.4f} | {run['test']['r']:.4f} | {run['test']['f']:.4f} | {final} | "
                 f"{'–' if seconds is None else f'{seconds:.0f}'} |"
             )
     s = result["summary"]
