@@ -178,8 +178,8 @@ def recorded_plain(spec: str) -> Dict[int, Dict[str, Any]]:
     return {int(seed): {**{k: run[k] for k in keep}, "recorded": spec} for seed, run in runs.items()}
 
 
-def speed_and_int8(student: Path, teacher: Path, corpus: Path, students: Dict[int, Dict]) -> Dict[str, Any]:
-    """Words/s of student and teacher with the onnx engines (interleaved), and each student's int8 F1 cost."""
+def words_per_second(student: Path, teacher: Path, corpus: Path) -> Dict[str, Any]:
+    """Words/s of student and teacher with the onnx engines, the systems interleaved (needs quiet cores)."""
     from spacy_wnut.pipeline.component import load_pipeline
 
     from runtime import speeds
@@ -189,13 +189,17 @@ def speed_and_int8(student: Path, teacher: Path, corpus: Path, students: Dict[in
     for name, path in (("student", student), ("teacher", teacher)):
         for engine in ("onnx", "onnx-int8"):
             systems[f"{name} {engine}"] = load_pipeline(path, config={"components": {"wnut_ner": {"engine": engine}}})
-    words = speeds(systems, gold, repeats=3)
-    int8 = {}
+    return {"words_per_second": speeds(systems, gold, repeats=3), "speed_sentences": len(gold), "student": str(student)}
+
+
+def int8_cost(students: Dict[int, Dict], corpus: Path) -> Dict[int, Dict[str, float]]:
+    """Each student's test F1 with torch fp32 and with onnx-int8, and the difference."""
+    out = {}
     for seed, run in students.items():
         model = Path(run["output"]) / "model-tuned"
-        int8[seed] = {"fp32": run["test"]["f"], "onnx-int8": scores(model, corpus / "test.spacy", "onnx-int8")["f"]}
-        int8[seed]["cost"] = int8[seed]["fp32"] - int8[seed]["onnx-int8"]
-    return {"words_per_second": words, "int8": int8, "speed_sentences": len(gold)}
+        out[seed] = {"fp32": run["test"]["f"], "onnx-int8": scores(model, corpus / "test.spacy", "onnx-int8")["f"]}
+        out[seed]["cost"] = out[seed]["fp32"] - out[seed]["onnx-int8"]
+    return out
 
 
 def summary(runs: Dict[int, Dict]) -> Dict[str, float]:
@@ -270,10 +274,12 @@ def markdown(result: Dict[str, Any]) -> str:
         for engine in ("onnx", "onnx-int8"):
             ratio = [wps[f"student {engine}"][b] / wps[f"teacher {engine}"][b] for b in ("1", "64")]
             lines.append(f"\nstudent / teacher, {engine}: {ratio[0]:.2f}× at batch 1, {ratio[1]:.2f}× at batch 64")
-        lines += ["", "int8's F1 cost on the student (test F1, torch fp32 → onnx-int8; goal ≤ 0.5 points):", ""]
-        lines += ["| seed | fp32 | onnx-int8 | cost (points) |", "|---|---|---|---|"]
-        for seed, row in speed["int8"].items():
-            lines.append(f"| {seed} | {row['fp32']:.4f} | {row['onnx-int8']:.4f} | {100 * row['cost']:+.2f} |")
+        if speed.get("from"):
+            lines.append(f"\n(words/s from {speed['from']}, the same student and teacher)")
+    lines += ["", "int8's F1 cost on the student (test F1, torch fp32 → onnx-int8; goal ≤ 0.5 points):", ""]
+    lines += ["| seed | fp32 | onnx-int8 | cost (points) |", "|---|---|---|---|"]
+    for seed, row in result["int8"].items():
+        lines.append(f"| {seed} | {row['fp32']:.4f} | {row['onnx-int8']:.4f} | {100 * row['cost']:+.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -298,7 +304,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="student config override")
     parser.add_argument("--name", default="default", help="names the student settings (their work folder)")
     parser.add_argument("--work", type=Path, default=Path("training/distill-bench"))
-    parser.add_argument("--no-speed", action="store_true", help="skip words/s and int8 (a busy machine)")
+    parser.add_argument("--no-speed", action="store_true", help="skip words/s (a busy machine)")
+    parser.add_argument("--speed-from", type=Path, help="words/s from an earlier results .json of this script")
     parser.add_argument("--output", type=Path, required=True, help="results stem: OUTPUT.json and OUTPUT.md")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -328,9 +335,12 @@ def main(argv: Optional[List[str]] = None) -> None:
             )
         print(json.dumps({"plain": seed, **result["plain"][seed]}), flush=True)
     result["summary"] = {kind: summary(result[kind]) for kind in ("plain", "distilled")}
-    if not args.no_speed:
-        student = Path(result["distilled"][seeds[0]]["output"]) / "model-tuned"
-        result["speed"] = speed_and_int8(student, teacher_model, args.corpus, result["distilled"])
+    student = Path(result["distilled"][seeds[0]]["output"]) / "model-tuned"
+    if args.speed_from:
+        result["speed"] = {**json.loads(args.speed_from.read_text())["speed"], "from": str(args.speed_from)}
+    elif not args.no_speed:
+        result["speed"] = words_per_second(student, teacher_model, args.corpus)
+    result["int8"] = int8_cost(result["distilled"], args.corpus)
     table = markdown(result)
     print(table)
     args.output.parent.mkdir(parents=True, exist_ok=True)
