@@ -127,7 +127,43 @@ def write_targets(teacher: Path, config: Path, corpus: Path, work: Path) -> Dict
     target.mkdir(parents=True, exist_ok=True)
     seconds = run_logged(command, work / "targets.log")
     manifest = srsly.read_json(target / "soft-targets" / "soft-targets.json")
-    return {**manifest, "wall_seconds": seconds}
+    return {**manifest, "wall_seconds": seconds, "agreement": agreement(target / "soft-targets")}
+
+
+def agreement(directory: Path) -> Dict[str, Dict[str, float]]:
+    """How far each labelled input's targets are from its gold: the share of tokens (and of gold entity
+    tokens) whose most likely teacher tag is the gold tag, and the mean top probability."""
+    import numpy
+    import spacy
+    from spacy.tokens import DocBin
+
+    from spacy_wnut.pipeline.soft_targets import get_soft_targets
+
+    vocab = spacy.blank("en").vocab
+    out = {}
+    for path in sorted(directory.glob("*/*.spacy")):
+        agree = entity_agree = tokens = entity_tokens = 0
+        top = []
+        for doc in DocBin().from_disk(path).get_docs(vocab):
+            targets = get_soft_targets(doc)
+            if targets is None or not doc.has_annotation("ENT_IOB"):
+                continue
+            gold_tags = ["O" if t.ent_iob_ == "O" else f"{t.ent_iob_}-{t.ent_type_}" for t in doc]
+            gold = numpy.array([targets.tags.index(tag) for tag in gold_tags])
+            has = targets.has_target
+            probs = numpy.exp(targets.log_probs[has])
+            hits = probs.argmax(axis=1) == gold[has]
+            entity = gold[has] > 0
+            agree, tokens = agree + int(hits.sum()), tokens + int(has.sum())
+            entity_agree, entity_tokens = entity_agree + int(hits[entity].sum()), entity_tokens + int(entity.sum())
+            top += list(probs.max(axis=1))
+        if tokens:
+            out[f"{path.parent.name}/{path.name}"] = {
+                "argmax_is_gold": agree / tokens,
+                "argmax_is_gold_on_entity_tokens": entity_agree / max(entity_tokens, 1),
+                "mean_top_probability": float(numpy.mean(top)),
+            }
+    return out
 
 
 def distill_seed(
@@ -261,6 +297,13 @@ def markdown(result: Dict[str, Any]) -> str:
         f"{'met' if s['distilled']['test']['mean'] >= 0.50 else 'not met'})",
         f"- dev F1: distilled {s['distilled']['dev']['mean']:.4f}, plain {s['plain']['dev']['mean']:.4f}",
     ]
+    lines += ["", "The teacher's targets against gold (its most likely tag; texts it was trained on, and dev):", ""]
+    lines += ["| targets | argmax = gold | on gold entity tokens | mean top probability |", "|---|---|---|---|"]
+    for name, row in result["targets"]["agreement"].items():
+        lines.append(
+            f"| {name} | {row['argmax_is_gold']:.4f} | {row['argmax_is_gold_on_entity_tokens']:.4f} | "
+            f"{row['mean_top_probability']:.4f} |"
+        )
     sources = sorted({run["recorded"] for run in result["plain"].values() if run.get("recorded")})
     if sources:
         lines.append(f"- plain (recorded): measured earlier with the same config and seeds, from {', '.join(sources)}")

@@ -318,6 +318,9 @@ def test_distillation_study_scores_teacher_and_students_and_reuses_the_targets(t
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     payload = json.loads((tmp_path / "results" / "distill.json").read_text())
     assert payload["best_teacher"] == "tiny" and payload["targets"]["inputs"][0]["docs"] == 4
+    agreement = payload["targets"]["agreement"]
+    assert set(agreement) == {"train/00-train.spacy", "dev/01-dev.spacy"}
+    assert all(0.0 <= value <= 1.0 for row in agreement.values() for value in row.values())
     assert sorted(payload["distilled"]) == sorted(payload["plain"]) == ["0"]
     for kind in ("distilled", "plain"):
         for run in payload[kind].values():
