@@ -137,6 +137,7 @@ def agreement(directory: Path) -> Dict[str, Dict[str, float]]:
     import spacy
     from spacy.tokens import DocBin
 
+    from spacy_wnut.data.convert import doc_to_iob
     from spacy_wnut.pipeline.soft_targets import get_soft_targets
 
     vocab = spacy.blank("en").vocab
@@ -148,8 +149,7 @@ def agreement(directory: Path) -> Dict[str, Dict[str, float]]:
             targets = get_soft_targets(doc)
             if targets is None or not doc.has_annotation("ENT_IOB"):
                 continue
-            gold_tags = ["O" if t.ent_iob_ == "O" else f"{t.ent_iob_}-{t.ent_type_}" for t in doc]
-            gold = numpy.array([targets.tags.index(tag) for tag in gold_tags])
+            gold = numpy.array([targets.tags.index(tag) for tag in doc_to_iob(doc)])
             has = targets.has_target
             probs = numpy.exp(targets.log_probs[has])
             hits = probs.argmax(axis=1) == gold[has]

@@ -62,6 +62,10 @@ def _group_to_doc(group: List[Sentence], vocab: Vocab) -> Doc:
     return Doc(vocab, words=words, spaces=spaces, ents=tags, sent_starts=sent_starts)
 
 
+# What a corpus DocBin keeps of a doc: words, gold entities, sentence starts.
+CORPUS_ATTRS = ["ORTH", "ENT_IOB", "ENT_TYPE", "SENT_START"]
+
+
 def doc_to_iob(doc: Doc) -> List[str]:
     """The IOB2 tags of `doc.ents`, one per token."""
     return biluo_to_iob(doc_to_biluo_tags(doc, missing="O"))
@@ -78,7 +82,7 @@ def write_docbin(
 ) -> ConversionSummary:
     """Write sentences as a `DocBin` to `output`, counting into `summary`."""
     vocab = Vocab()
-    docbin = DocBin(attrs=["ORTH", "ENT_IOB", "ENT_TYPE", "SENT_START"], store_user_data=False)
+    docbin = DocBin(attrs=CORPUS_ATTRS, store_user_data=False)
     bar = tqdm(sentences, total=total, unit="sent", desc=summary.source, disable=not progress)
     for doc in sentences_to_docs(bar, vocab, n_sents=n_sents):
         docbin.add(doc)

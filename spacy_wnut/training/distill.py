@@ -18,7 +18,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 
 from ..data.assets import sha256sum, tree_sha256
-from ..data.convert import docbin_files, read_docbin
+from ..data.convert import CORPUS_ATTRS, docbin_files, read_docbin
 from ..data.outputs import DIRECTORY, atomic_path, check_output
 from ..data.partials import pipeline_dir
 from ..data.records import BadRecord, read_text_file
@@ -205,7 +205,7 @@ def _label_input(nlp: Language, pipe, given: TargetInput, out: Path, batch_size:
         )
     else:
         docs = [doc for file in docbin_files(given.path) for doc in read_docbin(file, nlp.vocab)]
-    docbin = DocBin(attrs=["ORTH", "ENT_IOB", "ENT_TYPE", "SENT_START"], store_user_data=True)
+    docbin = DocBin(attrs=CORPUS_ATTRS, store_user_data=True)
     for doc, targets in zip(docs, teacher_targets(pipe, docs, batch_size)):
         set_soft_targets(doc, targets)
         docbin.add(doc)
