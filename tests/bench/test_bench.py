@@ -348,3 +348,44 @@ def test_distillation_study_scores_teacher_and_students_and_reuses_the_targets(t
     assert student.stat().st_mtime_ns == trained and rerun["distilled"] == payload["distilled"]
     assert rerun["plain"]["0"]["train_seconds"] == 12.0 and rerun["plain"]["0"]["recorded"]
     assert "| 0 | plain (recorded) |" in (tmp_path / "results" / "distill.md").read_text()
+
+
+def test_teacher_study_trains_tunes_retrains_and_cross_fits(tiny_transformer, tmp_path):
+    corpus = tiny_corpus(tmp_path, copies=3)
+    settings = {
+        "training.max_steps": 6,
+        "training.eval_frequency": 3,
+        "training.max_epochs": 0,
+        "training.logger.progress_bar": "null",
+    }
+    command = [sys.executable, str(BENCH.parent / "teachers.py"), "--backbone", str(tiny_transformer)]
+    command += ["--corpus", str(corpus), "--seeds", "0,1", "--folds", "2", "--jobs", "2"]
+    command += ["--work", str(tmp_path / "work"), "--output", str(tmp_path / "results" / "teachers")]
+    for key, value in settings.items():
+        command += ["--set", f"{key}={value}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    payload = json.loads((tmp_path / "results" / "teachers.json").read_text())
+    assert sorted(payload["seeds"]) == ["0", "1"] and sorted(payload["folds"]) == ["0", "1"]
+    for run in payload["seeds"].values():
+        assert run["best_step"] in (3, 6) and run["train_seconds"] > 0 and run["final_seconds"] > 0
+        assert all(0.0 <= run[key]["f"] <= 1.0 for key in ("dev", "test", "final_test"))
+    assert payload["summary"]["final_test_f"]["n"] == 2 and payload["best_seed"] in (0, 1)
+    # Every training doc is labelled by the one fold teacher that did not train on it.
+    oof = tmp_path / "work" / "out-of-fold" / "soft-targets"
+    held_out = [DocBin().from_disk(path) for path in sorted((oof / "train").glob("*.spacy"))]
+    assert [len(bin_) for bin_ in held_out] == [6, 6]
+    manifest = json.loads((oof / "soft-targets.json").read_text())
+    teachers = [m["teacher"]["pipeline"] for m in manifest["out_of_fold"]]
+    assert teachers == [str(tmp_path / "work" / f"fold{k}" / "model-tuned") for k in (0, 1)]
+    assert set(payload["out_of_fold"]["agreement"]) == {"train/00-heldout-0.spacy", "train/01-heldout-1.spacy"}
+    assert payload["targets"]["manifest"]["inputs"][0]["docs"] == 12
+    table = (tmp_path / "results" / "teachers.md").read_text()
+    assert "model-final − model-tuned" in table and "| out-of-fold |" in table
+    # A rerun trains and scores nothing again.
+    best = tmp_path / "work" / "seed0" / "model-final" / "meta.json"
+    trained = best.stat().st_mtime_ns
+    again = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert best.stat().st_mtime_ns == trained
+    assert json.loads((tmp_path / "results" / "teachers.json").read_text())["seeds"] == payload["seeds"]
