@@ -118,12 +118,16 @@ def pipeline_settings(model: Path) -> Dict[str, Any]:
 
 
 def cached(output: Path, compute) -> Dict[str, Any]:
-    """OUTPUT/bench-teachers.json if there, else `compute()` written there (a rerun scores nothing again)."""
+    """OUTPUT/bench-teachers.json if it was written for the pipelines there now (their meta.json's mtimes),
+    else `compute()` written there: a rerun scores nothing again, a retrained pipeline is scored again."""
     path = output / "bench-teachers.json"
+    stamp = [p.stat().st_mtime_ns for p in sorted(output.glob("model-*/meta.json"))]
     if path.is_file():
-        return json.loads(path.read_text())
+        kept = json.loads(path.read_text())
+        if kept.get("stamp") == stamp:
+            return kept["result"]
     result = compute()
-    path.write_text(json.dumps(result, indent=2))
+    path.write_text(json.dumps({"stamp": stamp, "result": result}, indent=2))
     return result
 
 
