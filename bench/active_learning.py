@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from results_files import results_path
+
 ROOT = Path(__file__).resolve().parents[1]
 STRATEGIES = ("uncertain", "random")
 # What the config's batcher (496 subwords) makes on WNUT 17 on average, to space the dev evaluations.
@@ -221,7 +223,7 @@ def recount(results: Path, workdir: Path) -> None:
     runs = {int(seed): curves for seed, curves in payload["runs"].items()}
     settings = argparse.Namespace(backbone=payload["backbone"], **payload["settings"])
     results.write_text(json.dumps(payload, indent=2))
-    results.with_suffix(".md").write_text(markdown(runs, payload["summary"], settings))
+    results_path(results, ".md").write_text(markdown(runs, payload["summary"], settings))
     print(f"recounted {results} from {workdir}")
 
 
@@ -314,9 +316,9 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         "wall_seconds": time.perf_counter() - began,
         "machine": machine_info(),
     }
-    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2))
-    stem.with_suffix(".md").write_text(table)
-    plot(runs, summary, stem.with_suffix(".png"))
+    results_path(stem, ".json").write_text(json.dumps(payload, indent=2))
+    results_path(stem, ".md").write_text(table)
+    plot(runs, summary, results_path(stem, ".png"))
     print(f"wrote {stem}.{{json,md,png}}")
     return payload
 

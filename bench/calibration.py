@@ -25,6 +25,8 @@ from spacy_wnut.data.corpus import read_examples  # noqa: E402
 from spacy_wnut.pipeline.component import find_wnut_pipe, load_pipeline  # noqa: E402
 from spacy_wnut.training.calibration import EntityOutcomes, choose_thresholds, threshold_curve  # noqa: E402
 
+from results_files import results_path  # noqa: E402
+
 
 def measure(name: str, path: Path, dev_path: Path, test_path: Path, target_precision: float) -> Dict[str, Any]:
     """One pipeline's calibration on dev and test, at temperature 1 and at its own (or a fitted) one."""
@@ -115,8 +117,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(table)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.with_suffix(".json").write_text(json.dumps(results, indent=2))
-        args.output.with_suffix(".md").write_text(table)
+        results_path(args.output, ".json").write_text(json.dumps(results, indent=2))
+        results_path(args.output, ".md").write_text(table)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import spacy
 import torch
 
 from measure import machine_info, read_gold
+from results_files import results_path
 
 BATCH = 64
 CASES = ("single", "pipe", "requests")
@@ -105,7 +106,7 @@ def main() -> None:
     result = {"machine": machine_info(), "texts": len(texts), "words": n_words, "repeats": repeats, "rows": rows}
     stem = Path(args.out_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    results_path(stem, ".json").write_text(json.dumps(result, indent=2))
     lines = [
         f"{result['machine']['cpu']}, {args.threads} thread(s); {len(texts)} WNUT 17 test texts, {n_words} words, "
         f"batches of {BATCH}, median of {repeats}.",
@@ -124,7 +125,7 @@ def main() -> None:
     for engine in dict.fromkeys(row["engine"] for row in rows):
         single = n_words / statistics.median(times[f"{engine}/null"]["single"])
         lines.append(f"\n{engine}, each text alone: {single:,.0f} words/s.")
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    results_path(stem, ".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from seeds import train_seed  # noqa: E402
 
 from measure import machine_info, read_gold  # noqa: E402
+from results_files import results_path  # noqa: E402
 
 WNUT = [sys.executable, "-m", "spacy", "wnut"]
 
@@ -440,8 +441,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     table = markdown(result)
     print(table)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str))
-    args.output.with_suffix(".md").write_text(table)
+    results_path(args.output, ".json").write_text(json.dumps(result, indent=2, default=str))
+    results_path(args.output, ".md").write_text(table)
     print(f"wrote {args.output}.{{json,md}}")
 
 

@@ -25,6 +25,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from results_files import results_path
+
 ROOT = Path(__file__).resolve().parents[1]
 PRELOAD = ("transformers", "datasets", "accelerate")
 SHOWN = ("transformers", "huggingface-hub", "tokenizers", "datasets", "torch", "spacy-transformers")
@@ -163,9 +165,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(rows, indent=2))
+    results_path(args.out, ".json").write_text(json.dumps(rows, indent=2))
     table = markdown(rows)
-    args.out.with_suffix(".md").write_text(table)
+    results_path(args.out, ".md").write_text(table)
     print(table)
 
 

@@ -28,6 +28,7 @@ from spacy_wnut.ml.backbones import resolve_backbone
 
 from measure import machine_info
 from mpnet_backbone import DEFAULT_ROOT, NAME
+from results_files import results_path
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "assets" / "wnut17train.conll"
@@ -140,8 +141,8 @@ def main(argv=None) -> None:
     print(report)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
-        args.out.with_suffix(".md").write_text(report + "\n")
+        results_path(args.out, ".json").write_text(json.dumps(result, indent=2))
+        results_path(args.out, ".md").write_text(report + "\n")
 
 
 def render(result: Dict, minilm: str, mpnet: str) -> str:

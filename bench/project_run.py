@@ -18,6 +18,8 @@ from typing import Dict, List, Optional
 
 from spacy.util import load_config
 
+from results_files import results_path
+
 METRICS = {"model-tuned": "test_seqeval.json", "model-final": "final_test_seqeval.json"}
 RUNTIME_METRICS = "runtime_test_seqeval.json"
 TYPES = ["person", "location", "corporation", "creative-work", "group", "product"]
@@ -125,8 +127,8 @@ def main(argv: List[str] = None) -> None:
         sys.exit(f"project_run: {err}")
     table = markdown(runs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"runs": runs}, indent=2))
-    args.out.with_suffix(".md").write_text(table)
+    results_path(args.out, ".json").write_text(json.dumps({"runs": runs}, indent=2))
+    results_path(args.out, ".md").write_text(table)
     print(table)
 
 

@@ -32,6 +32,7 @@ from spacy.training import Example
 from spacy_wnut.tools.runtime_export import export_runtime
 
 from measure import machine_info, plain_copy, read_gold
+from results_files import results_path
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_DOC = """
@@ -171,7 +172,7 @@ def main(argv=None) -> None:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".json").write_text(json.dumps({"footprint_mb": sizes}, indent=2))
+        results_path(args.out, ".json").write_text(json.dumps({"footprint_mb": sizes}, indent=2))
         print(json.dumps(sizes, indent=2))
         return
     gold = read_gold(args.test, limit=100 if args.quick else 0)
@@ -182,8 +183,8 @@ def main(argv=None) -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    args.out.with_suffix(".md").write_text(markdown(result))
+    results_path(args.out, ".json").write_text(json.dumps(result, indent=2))
+    results_path(args.out, ".md").write_text(markdown(result))
     print(markdown(result))
 
 

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
+from results_files import results_path
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -115,8 +117,8 @@ def main(argv: List[str] = None) -> None:
         "pipeline": args.pipeline,
         "rows": rows,
     }
-    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2))
-    stem.with_suffix(".md").write_text(table)
+    results_path(stem, ".json").write_text(json.dumps(payload, indent=2))
+    results_path(stem, ".md").write_text(table)
     print(f"wrote {stem}.{{json,md}}")
 
 

@@ -43,6 +43,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import httpx
 
+from results_files import results_path
+
 ROOT = Path(__file__).resolve().parents[1]
 TEST_FILE = ROOT / "assets" / "emerging.test.annotated"
 
@@ -449,8 +451,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.results:
         args.results.mkdir(parents=True, exist_ok=True)
         stem = args.results / f"{datetime.date.today().isoformat()}-serve{'-quick' if args.quick else ''}"
-        stem.with_suffix(".json").write_text(json.dumps(results, indent=2))
-        stem.with_suffix(".md").write_text(table)
+        results_path(stem, ".json").write_text(json.dumps(results, indent=2))
+        results_path(stem, ".md").write_text(table)
         print(f"wrote {stem}.{{json,md}}")
 
 

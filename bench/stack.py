@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from results_files import results_path
+
 ROOT = Path(__file__).resolve().parents[1]
 VERSIONS = (
     "import importlib.metadata as m, json\n"
@@ -59,7 +61,7 @@ def run_seed(stack: Stack, seed: int, args: argparse.Namespace) -> Dict:
     """One seed of `stack`'s seed study; RETURNS its run (train seconds, dev and test scores)."""
     work = args.workdir.resolve() / stack.label
     results = work / "results"
-    name = f"{args.name}-{stack.label}".replace(".", "_")  # seeds.py names its files with `with_suffix`
+    name = f"{args.name}-{stack.label}".replace(".", "_")  # the seeds.py of older trees cuts names at a dot
     command = [
         str(stack.python),
         str(stack.tree / "bench" / "seeds.py"),
@@ -177,8 +179,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     args.results.mkdir(parents=True, exist_ok=True)
     stem = args.results / f"{datetime.date.today().isoformat()}-{args.name}"
     payload = {"backbone": args.backbone, "versions": versions, "runs": runs, "summary": sums}
-    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2))
-    stem.with_suffix(".md").write_text(table)
+    results_path(stem, ".json").write_text(json.dumps(payload, indent=2))
+    results_path(stem, ".md").write_text(table)
     print(f"wrote {stem}.{{json,md}}", file=sys.stderr)
 
 

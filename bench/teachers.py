@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from distill import agreement, pairs  # noqa: E402
 
 from measure import machine_info  # noqa: E402
+from results_files import results_path  # noqa: E402
 
 SPACY = [sys.executable, "-m", "spacy"]
 OOF = "out-of-fold"
@@ -336,8 +337,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     table = markdown(result)
     print(table)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str))
-    args.output.with_suffix(".md").write_text(table)
+    results_path(args.output, ".json").write_text(json.dumps(result, indent=2, default=str))
+    results_path(args.output, ".md").write_text(table)
     print(f"wrote {args.output}.{{json,md}}")
 
 

@@ -1,0 +1,17 @@
+"""Where the benchmark scripts write their results."""
+
+from pathlib import Path
+
+from ..util import bench_module
+
+results_files = bench_module("results_files")
+
+
+def test_results_path_keeps_every_dot_of_the_stem(tmp_path):
+    stem = tmp_path / "2026-12-04-sweep-a0.5-T1"
+    assert results_path_names(stem) == ["2026-12-04-sweep-a0.5-T1.json", "2026-12-04-sweep-a0.5-T1.md"]
+    assert results_files.results_path(Path("plain"), ".json") == Path("plain.json")
+
+
+def results_path_names(stem: Path):
+    return [results_files.results_path(stem, extension).name for extension in (".json", ".md")]
