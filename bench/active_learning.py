@@ -223,7 +223,7 @@ def recount(results: Path, workdir: Path) -> None:
     runs = {int(seed): curves for seed, curves in payload["runs"].items()}
     settings = argparse.Namespace(backbone=payload["backbone"], **payload["settings"])
     results.write_text(json.dumps(payload, indent=2))
-    results_path(results, ".md").write_text(markdown(runs, payload["summary"], settings))
+    results_path(results.with_suffix(""), ".md").write_text(markdown(runs, payload["summary"], settings))
     print(f"recounted {results} from {workdir}")
 
 

@@ -295,8 +295,12 @@ def markdown(result: Dict[str, Any]) -> str:
     lines += [
         "",
         f"Students ({result['student_backbone']}), "
-        + (f"targets {result['targets']['name']}, " if result["targets"].get("name") else "")
-        + f"teacher {result['best_teacher']}, "
+        + (
+            f"targets {result['targets']['name']} (made by the teachers its manifest names), reference teacher "
+            if result["targets"].get("name")
+            else "teacher "
+        )
+        + f"{result['best_teacher']}, "
         f"settings {result['sets'] or 'defaults'}:",
         "",
     ]
@@ -349,7 +353,8 @@ def markdown(result: Dict[str, Any]) -> str:
             ratio = [wps[f"student {engine}"][b] / wps[f"teacher {engine}"][b] for b in ("1", "64")]
             lines.append(f"\nstudent / teacher, {engine}: {ratio[0]:.2f}× at batch 1, {ratio[1]:.2f}× at batch 64")
         if speed.get("from"):
-            lines.append(f"\n(words/s from {speed['from']}, the same student and teacher)")
+            same = "" if result["targets"].get("name") else ", the same student and teacher"
+            lines.append(f"\n(words/s from {speed['from']}{same})")
     lines += ["", "int8's F1 cost on the student (test F1, torch fp32 → onnx-int8; goal ≤ 0.5 points):", ""]
     lines += ["| seed | fp32 | onnx-int8 | cost (points) |", "|---|---|---|---|"]
     for seed, row in result["int8"].items():
@@ -401,6 +406,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.targets:
         name, targets = args.targets.split("=", 1)
         result["teachers"] = recorded_teachers(args.teachers_from)
+        if not result["teachers"]:
+            parser.error(f"--teachers-from {args.teachers_from}: no seeds in it")
         best = max(result["teachers"], key=lambda n: result["teachers"][n]["dev"]["f"])
         manifest = json.loads((Path(targets) / "soft-targets.json").read_text())
         result["targets"] = {**manifest, "name": name, "directory": targets, "agreement": agreement(Path(targets))}

@@ -17,13 +17,15 @@ exists in WORK are skipped on a rerun. Writes OUTPUT.json and OUTPUT.md, and pri
 """
 
 import argparse
+import hashlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -52,6 +54,24 @@ class Study:
         self.sets = [f"--{key}={value}" for key, value in pairs(args.set).items()]
         self.work: Path = args.work
         self.env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // max(args.jobs, 1)))}
+        self.check_settings(args)
+
+    def check_settings(self, args: argparse.Namespace) -> None:
+        """WORK/settings.json: what the outputs in WORK were made with; a rerun with other settings is refused
+        (its steps would be skipped on outputs made otherwise)."""
+        settings = {"config": str(args.config.resolve()), "corpus": str(args.corpus.resolve())}
+        settings.update({"backbone": args.backbone, "sets": pairs(args.set), "folds": args.folds})
+        settings["fold_seed"] = args.fold_seed
+        for split in ("train", "dev"):
+            settings[f"{split}_sha256"] = hashlib.sha256((args.corpus / f"{split}.spacy").read_bytes()).hexdigest()
+        path = self.work / "settings.json"
+        if path.is_file():
+            kept = json.loads(path.read_text())
+            changed = sorted(key for key in settings if kept.get(key) != settings[key])
+            if changed:
+                raise SystemExit(f"{self.work} was made with other settings ({', '.join(changed)}): use another --work")
+        self.work.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings, indent=2))
 
     def run(self, command: List[str], log: Path) -> float:
         """Run one step in its own process (output to `log`); returns its wall-clock seconds."""
@@ -93,10 +113,10 @@ class Study:
         return self.run([*command, *self.gpu, *self.sets], output / "final.log")
 
     def targets(self, teacher: Path, output: Path, train: Path, log: Path) -> Dict[str, Any]:
-        """The teacher's soft targets of `train` and dev (`spacy wnut distill --targets-only`), once."""
-        if not (output / "soft-targets" / "soft-targets.json").is_file():
-            command = [*SPACY, "wnut", "distill", str(teacher), str(self.config), str(output), "--targets-only"]
-            self.run([*command, "--train", str(train), "--dev", str(self.corpus / "dev.spacy"), *self.gpu], log)
+        """The teacher's soft targets of `train` and dev (`spacy wnut distill --targets-only`, which reuses
+        them when they match the teacher and input, and refuses them otherwise)."""
+        command = [*SPACY, "wnut", "distill", str(teacher), str(self.config), str(output), "--targets-only"]
+        self.run([*command, "--train", str(train), "--dev", str(self.corpus / "dev.spacy"), *self.gpu], log)
         return json.loads((output / "soft-targets" / "soft-targets.json").read_text())
 
     def scores(self, pipeline: Path, split: str) -> Dict[str, float]:
@@ -208,13 +228,12 @@ def out_of_fold(folds: Dict[int, Dict[str, Any]], work: Path) -> Dict[str, Any]:
     """WORK/out-of-fold/soft-targets: each fold's held-out targets (hard links) under train/, its manifest
     naming each fold's teacher and input; the targets' agreement with gold."""
     directory = work / OOF / "soft-targets"
-    (directory / "train").mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(directory / "train", ignore_errors=True)
+    (directory / "train").mkdir(parents=True)
     for k, fold in sorted(folds.items()):
         source = Path(fold["output"]) / "targets" / "soft-targets"
         [given] = [i for i in fold["manifest"]["inputs"] if i["role"] == "train"]
-        link = directory / "train" / f"{k:02d}-{Path(given['path']).stem}.spacy"
-        if not link.exists():
-            os.link(source / given["output"], link)
+        os.link(source / given["output"], directory / "train" / f"{k:02d}-{Path(given['path']).stem}.spacy")
     tags = {tuple(fold["manifest"]["tags"]) for fold in folds.values()}
     if len(tags) != 1:
         raise SystemExit(f"the fold teachers disagree on their tags: {sorted(tags)}")
@@ -312,16 +331,23 @@ def main(argv: Optional[List[str]] = None) -> None:
         return score_main(*args.score, args.gpu_id)
     if not args.backbone or not args.output:
         parser.error("--backbone and --output are required")
+    if args.folds == 1 or args.folds < 0:
+        parser.error(f"--folds {args.folds}: 0 (none) or at least 2")
     study = Study(args)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     folds = split_folds(args.corpus / "train.spacy", args.folds, args.work / "folds") if args.folds else []
-    with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
-        seed_runs = {s: pool.submit(seed_track, study, s) for s in seeds}
-        fold_runs = {k: pool.submit(fold_track, study, k, fold, args.fold_seed) for k, fold in enumerate(folds)}
-        result: Dict[str, Any] = {"backbone": args.backbone, "machine": machine_info(), "gpu_id": args.gpu_id}
-        result["jobs"], result["sets"], result["fold_seed"] = args.jobs, pairs(args.set), args.fold_seed
-        result["seeds"] = {s: run.result() for s, run in seed_runs.items()}
-        result["folds"] = {k: run.result() for k, run in fold_runs.items()}
+    result: Dict[str, Any] = {"backbone": args.backbone, "machine": machine_info(), "gpu_id": args.gpu_id}
+    result["jobs"], result["sets"], result["fold_seed"] = args.jobs, pairs(args.set), args.fold_seed
+    pool = ThreadPoolExecutor(max_workers=max(args.jobs, 1))
+    seed_runs = {s: pool.submit(seed_track, study, s) for s in seeds}
+    fold_runs = {k: pool.submit(fold_track, study, k, fold, args.fold_seed) for k, fold in enumerate(folds)}
+    try:
+        for done in as_completed([*seed_runs.values(), *fold_runs.values()]):
+            done.result()  # the first failure stops the study (tracks not started yet are cancelled)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    result["seeds"] = {s: run.result() for s, run in seed_runs.items()}
+    result["folds"] = {k: run.result() for k, run in fold_runs.items()}
     if seeds:
         result["summary"] = summary(result["seeds"])
         result["best_seed"] = max(seeds, key=lambda s: result["seeds"][s]["dev"]["f"])

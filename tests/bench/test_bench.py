@@ -373,8 +373,10 @@ def test_teacher_study_trains_tunes_retrains_and_cross_fits(tiny_transformer, tm
     assert payload["summary"]["final_test_f"]["n"] == 1 and payload["best_seed"] == 0
     # Every training doc is labelled by the one fold teacher that did not train on it.
     oof = tmp_path / "work" / "out-of-fold" / "soft-targets"
-    held_out = [DocBin().from_disk(path) for path in sorted((oof / "train").glob("*.spacy"))]
-    assert [len(bin_) for bin_ in held_out] == [6, 6]
+    vocab = spacy.blank("en").vocab
+    held_out = [list(DocBin().from_disk(path).get_docs(vocab)) for path in sorted((oof / "train").glob("*.spacy"))]
+    train_texts = [doc.text for doc in DocBin().from_disk(corpus / "train.spacy").get_docs(vocab)]
+    assert [[doc.text for doc in docs] for docs in held_out] == [train_texts[0::2], train_texts[1::2]]
     manifest = json.loads((oof / "soft-targets.json").read_text())
     teachers = [m["teacher"]["pipeline"] for m in manifest["out_of_fold"]]
     assert teachers == [str(tmp_path / "work" / f"fold{k}" / "model-tuned") for k in (0, 1)]
@@ -383,11 +385,15 @@ def test_teacher_study_trains_tunes_retrains_and_cross_fits(tiny_transformer, tm
     table = (tmp_path / "results" / "teachers.md").read_text()
     assert "model-final − model-tuned" in table and "| out-of-fold |" in table
     # A rerun trains and scores nothing again.
-    best = tmp_path / "work" / "seed0" / "model-final" / "meta.json"
-    trained = best.stat().st_mtime_ns
+    made = [tmp_path / "work" / "seed0" / "model-final" / "meta.json"]
+    made += [tmp_path / "work" / f"fold{k}" / "targets" / "soft-targets" / "soft-targets.json" for k in (0, 1)]
+    stamps = [path.stat().st_mtime_ns for path in made]
     again = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert best.stat().st_mtime_ns == trained
+    assert [path.stat().st_mtime_ns for path in made] == stamps
+    # Other settings on the same work folder are refused, naming what changed.
+    other = subprocess.run([*command[:-1], "training.max_steps=7"], capture_output=True, text=True, timeout=900)
+    assert other.returncode != 0 and "other settings (sets)" in other.stderr
     assert json.loads((tmp_path / "results" / "teachers.json").read_text())["seeds"] == payload["seeds"]
     # Students on the out-of-fold targets, the teachers' rows from the study's results.
     command = [sys.executable, str(BENCH.parent / "distill.py"), "--targets", f"oof={oof}"]
