@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from seeds import train_seed  # noqa: E402
 
 from measure import machine_info, read_gold  # noqa: E402
-from results_files import results_path  # noqa: E402
+from results_files import write_results  # noqa: E402
 
 WNUT = [sys.executable, "-m", "spacy", "wnut"]
 
@@ -445,12 +445,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     elif not args.no_speed:
         result["speed"] = words_per_second(student, teacher_model, args.corpus)
     result["int8"] = int8_cost(result["distilled"], args.corpus)
-    table = markdown(result)
-    print(table)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    results_path(args.output, ".json").write_text(json.dumps(result, indent=2, default=str))
-    results_path(args.output, ".md").write_text(table)
-    print(f"wrote {args.output}.{{json,md}}")
+    write_results(args.output, result, markdown(result))
 
 
 if __name__ == "__main__":

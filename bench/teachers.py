@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from distill import agreement, pairs  # noqa: E402
 
 from measure import machine_info  # noqa: E402
-from results_files import results_path  # noqa: E402
+from results_files import write_results  # noqa: E402
 
 SPACY = [sys.executable, "-m", "spacy"]
 OOF = "out-of-fold"
@@ -360,12 +360,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             result["targets"]["agreement"] = agreement(best / "targets" / "soft-targets")
     if result["folds"]:
         result["out_of_fold"] = out_of_fold(result["folds"], args.work)
-    table = markdown(result)
-    print(table)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    results_path(args.output, ".json").write_text(json.dumps(result, indent=2, default=str))
-    results_path(args.output, ".md").write_text(table)
-    print(f"wrote {args.output}.{{json,md}}")
+    write_results(args.output, result, markdown(result))
 
 
 if __name__ == "__main__":

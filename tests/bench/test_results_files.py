@@ -15,3 +15,11 @@ def test_results_path_keeps_every_dot_of_the_stem(tmp_path):
 
 def results_path_names(stem: Path):
     return [results_files.results_path(stem, extension).name for extension in (".json", ".md")]
+
+
+def test_write_results_writes_both_files_under_a_new_folder(tmp_path, capsys):
+    stem = tmp_path / "new" / "study-a0.5"
+    results_files.write_results(stem, {"f": 0.5, "path": tmp_path}, "| a |\n")
+    assert (tmp_path / "new" / "study-a0.5.md").read_text() == "| a |\n"
+    assert '"path": "' + str(tmp_path) + '"' in (tmp_path / "new" / "study-a0.5.json").read_text()
+    assert "| a |" in capsys.readouterr().out
