@@ -7,12 +7,13 @@ never saw it, and the best seed's soft targets; many trainings at once on one GP
         [--gpu-id 0 --jobs 6] [--set training.max_steps=10 ...] --work WORK --output bench/results/DATE-teachers
 
 Each seed is a track of the project's own commands, run in its own processes: `spacy train`
-(WORK/seedS), `spacy wnut tune-bias` (model-tuned), `spacy wnut train-final` (model-final), then
-scored (seqeval; spaCy's scorer checked to agree). Fold k (of K, docs i with i % K == k held out) is
+(WORK/seedS), `spacy wnut tune-bias` (model-tuned), `spacy wnut train-final` (model-final; not with
+--no-final), then scored (seqeval; spaCy's scorer checked to agree). Fold k (of K, docs i with i % K == k held out) is
 `spacy train` on the other folds (seed --fold-seed, selected on dev), tuned on dev, and labels its
 held-out fold (`spacy wnut distill --targets-only`); WORK/out-of-fold/soft-targets holds the K
 held-out files (hard links) and a manifest naming each fold's. Tracks run --jobs at a time (a GPU
-has room for several: one run's small batches leave it idle most of the time). Steps whose output
+has room for several: one run's small batches leave it idle most of the time), each with the CPU's
+cores shared out among them, or OMP_NUM_THREADS threads where it is set. Steps whose output
 exists in WORK are skipped on a rerun. Writes OUTPUT.json and OUTPUT.md, and prints the tables.
 """
 
@@ -53,7 +54,10 @@ class Study:
         self.gpu = ["--gpu-id", str(args.gpu_id)]
         self.sets = [f"--{key}={value}" for key, value in pairs(args.set).items()]
         self.work: Path = args.work
-        self.env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // max(args.jobs, 1)))}
+        self.final_models = not args.no_final
+        # The cores are shared among --jobs tracks, unless the caller says how many threads each gets.
+        threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // max(args.jobs, 1)))
+        self.env = {**os.environ, "OMP_NUM_THREADS": threads}
         self.check_settings(args)
 
     def check_settings(self, args: argparse.Namespace) -> None:
@@ -103,8 +107,9 @@ class Study:
         return output / "model-tuned"
 
     def final(self, output: Path, seed: int) -> Optional[float]:
-        """`spacy wnut train-final` on train + dev for the selected steps (OUTPUT/model-final), once."""
-        if (output / "model-final").is_dir():
+        """`spacy wnut train-final` on train + dev for the selected steps (OUTPUT/model-final), once; not
+        with --no-final."""
+        if not self.final_models or (output / "model-final").is_dir():
             return None
         train, dev = self.corpus / "train.spacy", self.corpus / "dev.spacy"
         command = [*SPACY, "wnut", "train-final", str(self.config), str(output / "model-tuned")]
@@ -167,7 +172,7 @@ def seed_track(study: Study, seed: int) -> Dict[str, Any]:
             **pipeline_settings(model),
             "dev": study.scores(model, "dev"),
             "test": study.scores(model, "test"),
-            "final_test": study.scores(output / "model-final", "test"),
+            "final_test": study.scores(output / "model-final", "test") if study.final_models else None,
         }
 
     result = cached(output, compute)
@@ -244,20 +249,20 @@ def out_of_fold(folds: Dict[int, Dict[str, Any]], work: Path) -> Dict[str, Any]:
 
 
 def summary(seeds: Dict[int, Dict[str, Any]]) -> Dict[str, Any]:
-    """Means and sample sds over seeds of model-tuned dev/test F1 and model-final test F1."""
+    """Means and sample sds over seeds of model-tuned dev/test F1, and of model-final test F1 where the
+    seeds have one (not with --no-final)."""
 
     def stats(values: List[float]) -> Dict[str, float]:
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         return {"mean": statistics.mean(values), "sd": sd, "n": len(values)}
 
-    tuned = [r["test"]["f"] for r in seeds.values()]
-    final = [r["final_test"]["f"] for r in seeds.values()]
-    return {
-        "tuned_dev_f": stats([r["dev"]["f"] for r in seeds.values()]),
-        "tuned_test_f": stats(tuned),
-        "final_test_f": stats(final),
-        "final_minus_tuned": stats([f - t for f, t in zip(final, tuned)]),
-    }
+    result = {"tuned_dev_f": stats([r["dev"]["f"] for r in seeds.values()])}
+    result["tuned_test_f"] = stats([r["test"]["f"] for r in seeds.values()])
+    matched = [(r["final_test"]["f"], r["test"]["f"]) for r in seeds.values() if r["final_test"]]
+    if matched:
+        result["final_test_f"] = stats([final for final, _ in matched])
+        result["final_minus_tuned"] = stats([final - tuned for final, tuned in matched])
+    return result
 
 
 def markdown(result: Dict[str, Any]) -> str:
@@ -267,7 +272,8 @@ def markdown(result: Dict[str, Any]) -> str:
     lines += ["|---|---|---|---|---|---|---|---|---|"]
     for seed, r in sorted(result["seeds"].items()):
         row = [seed, r["best_step"], f"{r['entity_bias']:g}", f"{r['temperature']:.2f}", f"{r['dev']['f']:.4f}"]
-        row += [f"{r['test'][k]:.4f}" for k in ("p", "r", "f")] + [f"{r['final_test']['f']:.4f}"]
+        row += [f"{r['test'][k]:.4f}" for k in ("p", "r", "f")]
+        row.append(f"{r['final_test']['f']:.4f}" if r["final_test"] else "–")
         lines.append("| " + " | ".join(str(v) for v in row) + " |")
     if result["seeds"]:
         s = result["summary"]
@@ -279,6 +285,7 @@ def markdown(result: Dict[str, Any]) -> str:
                 ("model-final test F1", "final_test_f"),
                 ("model-final − model-tuned, test F1", "final_minus_tuned"),
             )
+            if key in s
         ]
         lines.append(f"- best seed on dev: {result['best_seed']}")
     if result["folds"]:
@@ -320,6 +327,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--folds", type=int, default=0, help="cross-fitted teachers (0: none)")
     parser.add_argument("--fold-seed", type=int, default=0)
     parser.add_argument("--no-targets", action="store_true", help="skip the best seed's soft targets")
+    parser.add_argument("--no-final", action="store_true", help="skip train-final (model-final) on the seeds")
     parser.add_argument("--gpu-id", type=int, default=-1)
     parser.add_argument("--jobs", type=int, default=1, help="tracks at a time")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
