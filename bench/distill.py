@@ -19,7 +19,8 @@ students are `spacy train` of the same config and seeds on gold alone (`--plain 
 training's existing output). Test texts are never labelled by the teacher. Words/s: the first 400
 test sentences, batch 1 and 64, median of 3 passes with the systems interleaved (bench/runtime.py's
 `speeds`). F1 is seqeval on test (spaCy's scorer agrees; checked). Every step whose output exists in
-WORK is skipped on a rerun. Writes OUTPUT.json and OUTPUT.md, and prints the tables.
+WORK is skipped on a rerun (a training only once it finished: seeds.py's `trained`). Writes OUTPUT.json
+and OUTPUT.md, and prints the tables.
 """
 
 import argparse
@@ -38,7 +39,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from seeds import train_seed  # noqa: E402
+from seeds import mark_trained, train_seed, trained  # noqa: E402
 
 from measure import machine_info, read_gold  # noqa: E402
 from results_files import write_results  # noqa: E402
@@ -177,7 +178,7 @@ def distill_seed(
     """One student seed: `spacy wnut distill` on the shared targets, then tuned and scored."""
     output = work / f"seed{seed}"
     seconds = None
-    if not (output / "model-best").is_dir():
+    if not trained(output):
         if output.exists():
             shutil.rmtree(output)
         output.mkdir(parents=True)
@@ -186,7 +187,7 @@ def distill_seed(
         command += ["--train", str(corpus / "train.spacy"), "--dev", str(corpus / "dev.spacy")]
         command += [f"--paths.transformer={backbone}", f"--system.seed={seed}"]
         command += [f"--{key}={value}" for key, value in sets.items()]
-        seconds = run_logged(command, output.with_suffix(".log"))
+        seconds = mark_trained(output, run_logged(command, output.with_suffix(".log")))
         if "reused" not in output.with_suffix(".log").read_text():
             raise AssertionError(f"seed {seed}: distill did not reuse the shared soft targets ({output}.log)")
     return score_run(output, corpus, seconds)
@@ -201,7 +202,7 @@ def targets_seed(
 
     output = work / f"seed{seed}"
     seconds = None
-    if not (output / "model-best").is_dir():
+    if not trained(output):
         output.mkdir(parents=True, exist_ok=True)
         overrides = {"paths.transformer": backbone, **sets}
         student = student_config(config, (targets / "train").resolve(), (corpus / "dev.spacy").resolve(), overrides)
@@ -223,7 +224,7 @@ def plain_seed(
     training), tuned and scored; `distill_*` settings have no effect without soft targets."""
     output = given or work / f"seed{seed}"
     seconds = None
-    if not (output / "model-best").is_dir():
+    if not ((output / "model-best").is_dir() if given else trained(output)):
         output.mkdir(parents=True, exist_ok=True)
         overrides = {
             "paths.transformer": backbone,

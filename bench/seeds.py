@@ -33,14 +33,30 @@ def _value(text: str):
         return text
 
 
+TRAINED = "trained.json"
+
+
+def trained(output: Path) -> bool:
+    """Whether `output` holds a finished training (mark_trained's file). spaCy writes model-best at its
+    first evaluation, so a run stopped mid-training leaves one that a rerun must not take as done."""
+    return (output / TRAINED).is_file()
+
+
+def mark_trained(output: Path, seconds: float) -> float:
+    """Record in `output` that its training finished, in `seconds`; returns them."""
+    (output / TRAINED).write_text(json.dumps({"seconds": seconds}))
+    return seconds
+
+
 def train_seed(config: Path, output: Path, seed: int, overrides: Dict[str, str], log: Path) -> float:
-    """`spacy train` one seed in its own process; returns the wall-clock seconds."""
+    """`spacy train` one seed in its own process, marked as finished (`trained`); returns the wall-clock
+    seconds."""
     command = [sys.executable, "-m", "spacy", "train", str(config), "--output", str(output), f"--system.seed={seed}"]
     command += [f"--{key}={value}" for key, value in overrides.items()]
     start = time.perf_counter()
     with log.open("w") as out:
         subprocess.run(command, check=True, stdout=out, stderr=subprocess.STDOUT)
-    return time.perf_counter() - start
+    return mark_trained(output, time.perf_counter() - start)
 
 
 def score_seed(output: Path, dev: Path, test: Optional[Path]) -> Dict:

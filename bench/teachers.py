@@ -14,7 +14,8 @@ held-out fold (`spacy wnut distill --targets-only`); WORK/out-of-fold/soft-targe
 held-out files (hard links) and a manifest naming each fold's. Tracks run --jobs at a time (a GPU
 has room for several: one run's small batches leave it idle most of the time), each with the CPU's
 cores shared out among them, or OMP_NUM_THREADS threads where it is set. Steps whose output
-exists in WORK are skipped on a rerun. Writes OUTPUT.json and OUTPUT.md, and prints the tables.
+exists in WORK are skipped on a rerun (a training only once it finished). Writes OUTPUT.json and
+OUTPUT.md, and prints the tables.
 """
 
 import argparse
@@ -36,6 +37,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 from distill import agreement, pairs  # noqa: E402
+from seeds import mark_trained, trained  # noqa: E402
 
 from measure import machine_info  # noqa: E402
 from results_files import write_results  # noqa: E402
@@ -87,17 +89,19 @@ class Study:
         return time.perf_counter() - start
 
     def train(self, output: Path, train: Path, seed: int, labels: Sequence[str] = ()) -> Optional[float]:
-        """`spacy train` selected on dev (OUTPUT/model-best), once; `labels`: the component's labels, else
-        those of `train`."""
-        if (output / "model-best").is_dir():
+        """`spacy train` selected on dev (OUTPUT/model-best), once it has finished; `labels`: the component's
+        labels, else those of `train`."""
+        if trained(output):
             return None
+        for made_from_it in ("model-tuned", "model-final", "targets"):  # left by a run stopped mid-training
+            shutil.rmtree(output / made_from_it, ignore_errors=True)
         output.mkdir(parents=True, exist_ok=True)
         command = [*SPACY, "train", str(self.config), "--output", str(output), *self.gpu]
         command += [f"--paths.train={train}", f"--paths.dev={self.corpus / 'dev.spacy'}"]
         command += [f"--paths.transformer={self.backbone}", f"--system.seed={seed}", *self.sets]
         if labels:
             command.append("--initialize.components=" + json.dumps({"wnut_ner": {"labels": list(labels)}}))
-        return self.run(command, output / "train.log")
+        return mark_trained(output, self.run(command, output / "train.log"))
 
     def tune(self, output: Path) -> Path:
         """`spacy wnut tune-bias` of OUTPUT/model-best on dev (OUTPUT/model-tuned), once."""

@@ -350,6 +350,28 @@ def test_distillation_study_scores_teacher_and_students_and_reuses_the_targets(t
     assert "| 0 | plain (recorded) |" in (tmp_path / "results" / "distill.md").read_text()
 
 
+def test_teacher_study_without_model_final(tiny_transformer, tmp_path):
+    corpus = tiny_corpus(tmp_path)
+    command = [sys.executable, str(BENCH.parent / "teachers.py"), "--backbone", str(tiny_transformer)]
+    command += ["--corpus", str(corpus), "--seeds", "0", "--no-final", "--no-targets", "--work", str(tmp_path / "w")]
+    command += [
+        "--output",
+        str(tmp_path / "teachers"),
+        "--set",
+        "training.max_steps=2",
+        "--set",
+        "training.max_epochs=0",
+    ]
+    command += ["--set", "training.eval_frequency=2", "--set", "training.logger.progress_bar=null"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    payload = json.loads((tmp_path / "teachers.json").read_text())
+    assert payload["seeds"]["0"]["final_test"] is None and not (tmp_path / "w" / "seed0" / "model-final").exists()
+    assert sorted(payload["summary"]) == ["tuned_dev_f", "tuned_test_f"] and "targets" not in payload
+    table = (tmp_path / "teachers.md").read_text()
+    assert table.splitlines()[4].endswith(" | – |") and "model-final test F1:" not in table
+
+
 def test_teacher_study_trains_tunes_retrains_and_cross_fits(tiny_transformer, tmp_path):
     corpus = tiny_corpus(tmp_path, copies=3)
     settings = {
@@ -395,6 +417,16 @@ def test_teacher_study_trains_tunes_retrains_and_cross_fits(tiny_transformer, tm
     other = subprocess.run([*command[:-1], "training.max_steps=7"], capture_output=True, text=True, timeout=900)
     assert other.returncode != 0 and "other settings (sets)" in other.stderr
     assert json.loads((tmp_path / "results" / "teachers.json").read_text())["seeds"] == payload["seeds"]
+    # A training stopped midway (spaCy has written model-best at its first evaluation; no finish mark) is
+    # trained again, and what was made from it is made again; the finished ones are kept.
+    (tmp_path / "work" / "fold1" / "trained.json").unlink()
+    fold1 = tmp_path / "work" / "fold1" / "model-best" / "meta.json"
+    fold1_stamp = fold1.stat().st_mtime_ns
+    again = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert fold1.stat().st_mtime_ns != fold1_stamp and (tmp_path / "work" / "fold1" / "trained.json").is_file()
+    assert [path.stat().st_mtime_ns for path in made[:2]] == stamps[:2]
+    assert made[2].stat().st_mtime_ns != stamps[2]
     # Students on the out-of-fold targets, the teachers' rows from the study's results.
     command = [sys.executable, str(BENCH.parent / "distill.py"), "--targets", f"oof={oof}"]
     command += ["--teachers-from", str(tmp_path / "results" / "teachers.json"), "--no-speed"]
