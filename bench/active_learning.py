@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from results_files import results_path
+from results_files import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 STRATEGIES = ("uncertain", "random")
@@ -222,8 +222,7 @@ def recount(results: Path, workdir: Path) -> None:
                 row.update(effort(read_docs(workdir / f"seed{seed}" / name / "train.spacy")))
     runs = {int(seed): curves for seed, curves in payload["runs"].items()}
     settings = argparse.Namespace(backbone=payload["backbone"], **payload["settings"])
-    results.write_text(json.dumps(payload, indent=2))
-    results_path(results.with_suffix(""), ".md").write_text(markdown(runs, payload["summary"], settings))
+    write_results(results.with_suffix(""), payload, markdown(runs, payload["summary"], settings))
     print(f"recounted {results} from {workdir}")
 
 
@@ -244,7 +243,7 @@ def plot(runs: Dict[int, Dict[str, List[Dict]]], summary: Dict, path: Path) -> N
     ax.set_ylabel("test entity F1 (seqeval)")
     ax.set_title(f"WNUT 17: uncertainty vs random sampling ({len(runs)} seeds; faint: each seed)")
     ax.legend(loc="lower right")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -299,8 +298,6 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     runs = {int(seed): run_seed(int(seed), args, train_docs, overrides) for seed in args.seeds.split(",")}
     summary = summarise(runs)
     table = markdown(runs, summary, args)
-    print(table)
-    args.results.mkdir(parents=True, exist_ok=True)
     stem = args.results / f"{datetime.date.today().isoformat()}-active-learning{'-quick' if args.quick else ''}"
     from measure import machine_info
 
@@ -316,10 +313,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         "wall_seconds": time.perf_counter() - began,
         "machine": machine_info(),
     }
-    results_path(stem, ".json").write_text(json.dumps(payload, indent=2))
-    results_path(stem, ".md").write_text(table)
-    plot(runs, summary, results_path(stem, ".png"))
-    print(f"wrote {stem}.{{json,md,png}}")
+    write_results(stem, payload, table, chart=lambda path: plot(runs, summary, path))
     return payload
 
 

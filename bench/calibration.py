@@ -11,7 +11,6 @@ threshold curves too) and OUTPUT.md (the tables), and prints the same.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -25,7 +24,7 @@ from spacy_wnut.data.corpus import read_examples  # noqa: E402
 from spacy_wnut.pipeline.component import find_wnut_pipe, load_pipeline  # noqa: E402
 from spacy_wnut.training.calibration import EntityOutcomes, choose_thresholds, threshold_curve  # noqa: E402
 
-from results_files import results_path  # noqa: E402
+from results_files import write_results  # noqa: E402
 
 
 def measure(name: str, path: Path, dev_path: Path, test_path: Path, target_precision: float) -> Dict[str, Any]:
@@ -114,11 +113,10 @@ def main(argv: Optional[List[str]] = None) -> None:
                     flush=True,
                 )
     table = markdown(results, args.target_precision)
-    print(table)
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        results_path(args.output, ".json").write_text(json.dumps(results, indent=2))
-        results_path(args.output, ".md").write_text(table)
+        write_results(args.output, results, table)
+    else:
+        print(table)
 
 
 if __name__ == "__main__":

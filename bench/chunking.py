@@ -15,7 +15,6 @@ and checks that every setting predicts the entities of the null one. Writes OUT_
 """
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import spacy
 import torch
 
 from measure import machine_info, read_gold
-from results_files import results_path
+from results_files import write_results
 
 BATCH = 64
 CASES = ("single", "pipe", "requests")
@@ -104,9 +103,6 @@ def main() -> None:
             }
         )
     result = {"machine": machine_info(), "texts": len(texts), "words": n_words, "repeats": repeats, "rows": rows}
-    stem = Path(args.out_stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    results_path(stem, ".json").write_text(json.dumps(result, indent=2))
     lines = [
         f"{result['machine']['cpu']}, {args.threads} thread(s); {len(texts)} WNUT 17 test texts, {n_words} words, "
         f"batches of {BATCH}, median of {repeats}.",
@@ -125,8 +121,7 @@ def main() -> None:
     for engine in dict.fromkeys(row["engine"] for row in rows):
         single = n_words / statistics.median(times[f"{engine}/null"]["single"])
         lines.append(f"\n{engine}, each text alone: {single:,.0f} words/s.")
-    results_path(stem, ".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(Path(args.out_stem), result, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

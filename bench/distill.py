@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -47,22 +47,34 @@ from results_files import write_results  # noqa: E402
 WNUT = [sys.executable, "-m", "spacy", "wnut"]
 
 
-def run_logged(command: List[str], log: Path) -> float:
-    """Run a command, its output to `log`; returns the wall-clock seconds (raises on failure, naming the log)."""
+def run_logged(command: List[str], log: Path, env: Optional[Dict[str, str]] = None) -> float:
+    """Run a command (in `env`, if given), its output to `log`; returns the wall-clock seconds (raises on
+    failure, naming the log)."""
     start = time.perf_counter()
     with log.open("w") as out:
-        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
+        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     if done.returncode:
-        raise SystemExit(f"{' '.join(command[:5])} ... failed (exit {done.returncode}); see {log}")
+        raise SystemExit(f"{' '.join(command[:6])} ... failed (exit {done.returncode}); see {log}")
     return time.perf_counter() - start
 
 
-def tuned(output: Path, dev: Path) -> Path:
-    """OUTPUT/model-tuned: `tune-bias` of OUTPUT/model-best on dev (entity_bias and temperature), once."""
+def tuned(output: Path, dev: Path, options: Sequence[str] = (), env: Optional[Dict[str, str]] = None) -> Path:
+    """OUTPUT/model-tuned: `tune-bias` of OUTPUT/model-best on dev (entity_bias and temperature), once;
+    `options` (e.g. --gpu-id) and `env` for the command."""
     if not (output / "model-tuned").is_dir():
         command = [*WNUT, "tune-bias", str(output / "model-best"), str(dev), str(output / "model-tuned")]
-        run_logged(command, output / "tune.log")
+        run_logged([*command, *options], output / "tune.log", env)
     return output / "model-tuned"
+
+
+def pipeline_settings(model: Path) -> Dict[str, Any]:
+    """The selected step (recorded by training), entity_bias and temperature of a tuned pipeline."""
+    from spacy.util import load_config
+
+    meta = json.loads((model / "meta.json").read_text())
+    component = load_config(model / "config.cfg")["components"]["wnut_ner"]
+    step = meta.get("spacy_wnut_training", {}).get("step")
+    return {"best_step": step, "entity_bias": component["entity_bias"], "temperature": component["temperature"]}
 
 
 def scores(pipeline: Path, data: Path, engine: Optional[str] = None) -> Dict[str, float]:
@@ -85,9 +97,6 @@ def score_run(output: Path, corpus: Path, train_seconds: Optional[float]) -> Dic
     OUTPUT/model-final's test scores where there is one (retrained on train + dev, e.g. by the project's
     `distill-final` step). Kept in OUTPUT/bench-distill-scores.json: a rerun scores nothing again unless
     model-tuned or model-final changed."""
-    import srsly
-    from spacy.util import load_config
-
     model = tuned(output, corpus / "dev.spacy")
     cache = output / SCORES
     final = output / "model-final"
@@ -97,14 +106,10 @@ def score_run(output: Path, corpus: Path, train_seconds: Optional[float]) -> Dic
         if kept.get("model_mtime_ns") == stamp and kept.get("corpus") == str(corpus):
             # The seconds of the run that trained it, if it was trained by this script.
             return {**kept["result"], "train_seconds": train_seconds or kept["result"]["train_seconds"]}
-    meta = srsly.read_json(model / "meta.json")
-    component = load_config(model / "config.cfg")["components"]["wnut_ner"]
     result = {
         "output": str(output),
         "train_seconds": train_seconds,
-        "best_step": meta.get("spacy_wnut_training", {}).get("step"),
-        "entity_bias": component["entity_bias"],
-        "temperature": component["temperature"],
+        **pipeline_settings(model),
         "dev": scores(model, corpus / "dev.spacy"),
         "test": scores(model, corpus / "test.spacy"),
     }

@@ -25,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from results_files import results_path
+from results_files import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 PRELOAD = ("transformers", "datasets", "accelerate")
@@ -164,11 +164,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                     print(json.dumps(rows[-1]), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    results_path(args.out, ".json").write_text(json.dumps(rows, indent=2))
-    table = markdown(rows)
-    results_path(args.out, ".md").write_text(table)
-    print(table)
+    write_results(args.out, rows, markdown(rows))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ both alike. Prints seconds per batch (median), subwords, and MPNet's time over M
 """
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -28,7 +27,7 @@ from spacy_wnut.ml.backbones import resolve_backbone
 
 from measure import machine_info
 from mpnet_backbone import DEFAULT_ROOT, NAME
-from results_files import results_path
+from results_files import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "assets" / "wnut17train.conll"
@@ -138,11 +137,10 @@ def main(argv=None) -> None:
         )
     result["load_average_1min"] = load + [os.getloadavg()[0]]
     report = render(result, minilm, mpnet)
-    print(report)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        results_path(args.out, ".json").write_text(json.dumps(result, indent=2))
-        results_path(args.out, ".md").write_text(report + "\n")
+        write_results(args.out, result, report + "\n")
+    else:
+        print(report)
 
 
 def render(result: Dict, minilm: str, mpnet: str) -> str:

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional
 
 from spacy.util import load_config
 
-from results_files import results_path
+from results_files import write_results
 
 METRICS = {"model-tuned": "test_seqeval.json", "model-final": "final_test_seqeval.json"}
 RUNTIME_METRICS = "runtime_test_seqeval.json"
@@ -125,11 +125,7 @@ def main(argv: List[str] = None) -> None:
         runs = [summarise(project) for project in args.projects]
     except MissingOutput as err:
         sys.exit(f"project_run: {err}")
-    table = markdown(runs)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    results_path(args.out, ".json").write_text(json.dumps({"runs": runs}, indent=2))
-    results_path(args.out, ".md").write_text(table)
-    print(table)
+    write_results(args.out, {"runs": runs}, markdown(runs))
 
 
 if __name__ == "__main__":

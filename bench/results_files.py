@@ -2,7 +2,9 @@
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Dict, Optional
+
+from spacy_wnut.data.outputs import atomic_path
 
 
 def results_path(stem: Path, extension: str) -> Path:
@@ -16,15 +18,24 @@ def results_path(stem: Path, extension: str) -> Path:
     return stem.parent / f"{stem.name}{extension}"
 
 
-def write_results(stem: Path, result: Any, table: str) -> None:
-    """Print the tables, then write STEM.json (the result) and STEM.md (the tables), creating STEM's folder.
+def write_results(stem: Path, result: Any, table: str, chart: Optional[Callable[[Path], None]] = None) -> None:
+    """Print the tables, then write STEM.json (the result), STEM.md (the tables) and, given `chart`, STEM.png,
+    creating STEM's folder. Each file is written beside its name and renamed once whole, so an interrupted
+    run never leaves a truncated results file (nor replaces the last run's with one).
 
     stem (Path): the results stem, as given on the command line.
     result (Any): what goes into STEM.json (anything `json` cannot write is written as its `str`).
     table (str): the markdown tables.
+    chart (Optional[Callable[[Path], None]]): draws the chart, as PNG, to the path it is given.
     """
     print(table)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    results_path(stem, ".json").write_text(json.dumps(result, indent=2, default=str))
-    results_path(stem, ".md").write_text(table)
-    print(f"wrote {stem}.{{json,md}}")
+    files: Dict[str, Callable[[Path], Any]] = {
+        ".json": lambda path: path.write_text(json.dumps(result, indent=2, default=str)),
+        ".md": lambda path: path.write_text(table),
+    }
+    if chart is not None:
+        files[".png"] = chart
+    for extension, write in files.items():
+        with atomic_path(results_path(stem, extension)) as tmp:
+            write(tmp)
+    print(f"wrote {stem}.{{{','.join(extension[1:] for extension in files)}}}")

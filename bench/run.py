@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from measure import machine_info, peak_rss_mb, read_gold
+from results_files import write_results
 from systems import SYSTEMS, Setup
 
 HERE = Path(__file__).resolve().parent
@@ -188,7 +189,7 @@ def chart(results: Dict[str, Dict], path: Path, batch_size: str) -> None:
     ax.set_ylabel("test entity F1 (seqeval)")
     ax.set_title("WNUT 17 test: accuracy vs speed, same backbone and machine")
     ax.legend(loc="lower right", fontsize=8)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -264,7 +265,6 @@ def main(argv: List[str] = None) -> None:
     stem = f"{datetime.date.today().isoformat()}-{Path(args.backbone.rstrip('/')).name}" + (
         "-quick" if args.quick else ""
     )
-    args.results.mkdir(parents=True, exist_ok=True)
     payload = {
         "setup": _setup_dict(setup),
         "machine": info,
@@ -272,12 +272,9 @@ def main(argv: List[str] = None) -> None:
         "ratios_ours_over_other": ratio,
         "engines_over_fp32": engines,
     }
-    (args.results / f"{stem}.json").write_text(json.dumps(payload, indent=2))
     table = markdown(results, ratio, engines, info, setup)
-    (args.results / f"{stem}.md").write_text(table)
-    chart(results, args.results / f"{stem}.png", str(setup.batch_sizes[-1]))
-    print(table)
-    print(f"wrote {args.results / stem}.{{json,md,png}}")
+    batch = str(setup.batch_sizes[-1])
+    write_results(args.results / stem, payload, table, chart=lambda path: chart(results, path, batch))
 
 
 if __name__ == "__main__":

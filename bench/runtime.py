@@ -14,7 +14,6 @@ Writes OUT_STEM.json and OUT_STEM.md. Everything local; pip reads PyPI (or its c
 """
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
@@ -32,7 +31,7 @@ from spacy.training import Example
 from spacy_wnut.tools.runtime_export import export_runtime
 
 from measure import machine_info, plain_copy, read_gold
-from results_files import results_path
+from results_files import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_DOC = """
@@ -171,9 +170,8 @@ def main(argv=None) -> None:
             sizes = footprints(work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        results_path(args.out, ".json").write_text(json.dumps({"footprint_mb": sizes}, indent=2))
-        print(json.dumps(sizes, indent=2))
+        rows = [f"| {name} | {mb:,.1f} |" for name, mb in sizes.items()]
+        write_results(args.out, {"footprint_mb": sizes}, "\n".join(["| venv | MB |", "|---|---|", *rows]) + "\n")
         return
     gold = read_gold(args.test, limit=100 if args.quick else 0)
     repeats = 1 if args.quick else 3
@@ -182,10 +180,7 @@ def main(argv=None) -> None:
         result = run(args, gold, repeats, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    results_path(args.out, ".json").write_text(json.dumps(result, indent=2))
-    results_path(args.out, ".md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(args.out, result, markdown(result))
 
 
 def run(args, gold, repeats: int, work: Path) -> Dict:

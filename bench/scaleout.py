@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-from results_files import results_path
+from results_files import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,8 +105,6 @@ def main(argv: List[str] = None) -> None:
         row["words_per_second"] = words / row["run_seconds"]
         row["words_per_second_with_startup"] = words / (row["run_seconds"] + row["startup_seconds"])
     table = markdown(rows, words, args.texts)
-    print(table)
-    args.results.mkdir(parents=True, exist_ok=True)
     stem = args.results / f"{datetime.date.today().isoformat()}-scaleout"
     payload = {
         "texts": args.texts,
@@ -117,9 +115,7 @@ def main(argv: List[str] = None) -> None:
         "pipeline": args.pipeline,
         "rows": rows,
     }
-    results_path(stem, ".json").write_text(json.dumps(payload, indent=2))
-    results_path(stem, ".md").write_text(table)
-    print(f"wrote {stem}.{{json,md}}")
+    write_results(stem, payload, table)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from results_files import results_path
+from results_files import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -169,8 +169,6 @@ def main(argv: Optional[List[str]] = None) -> None:
         print(json.dumps({"seed": seed, **runs[seed]}), flush=True)
     summary = {split: summarise(runs, split) for split in ("dev", "test")}
     table = markdown(args.name, runs, summary, overrides)
-    print(table)
-    args.results.mkdir(parents=True, exist_ok=True)
     stem = args.results / f"{datetime.date.today().isoformat()}-seeds-{args.name}"
     payload = {
         "config": str(args.config),
@@ -179,9 +177,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         "runs": runs,
         "summary": summary,
     }
-    results_path(stem, ".json").write_text(json.dumps(payload, indent=2))
-    results_path(stem, ".md").write_text(table)
-    print(f"wrote {stem}.{{json,md}}")
+    write_results(stem, payload, table)
 
 
 if __name__ == "__main__":

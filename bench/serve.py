@@ -43,7 +43,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import httpx
 
-from results_files import results_path
+from results_files import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_FILE = ROOT / "assets" / "emerging.test.annotated"
@@ -447,13 +447,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         server_args = (["--engine", first[0]] if first else []) + threads
         results["soak"] = measure_soak(str(args.model), server_args, texts, args.soak, workdir)
     table = markdown(results)
-    print(table)
     if args.results:
-        args.results.mkdir(parents=True, exist_ok=True)
         stem = args.results / f"{datetime.date.today().isoformat()}-serve{'-quick' if args.quick else ''}"
-        results_path(stem, ".json").write_text(json.dumps(results, indent=2))
-        results_path(stem, ".md").write_text(table)
-        print(f"wrote {stem}.{{json,md}}")
+        write_results(stem, results, table)
+    else:
+        print(table)
 
 
 def vars_of(args: argparse.Namespace) -> Dict:

@@ -16,12 +16,11 @@ import datetime
 import json
 import statistics
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from results_files import results_path
+from results_files import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSIONS = (
@@ -175,13 +174,9 @@ def main(argv: Optional[List[str]] = None) -> None:
             print(json.dumps({"stack": stack.label, "seed": seed, **runs[stack.label][seed]}), flush=True)
     sums = {label: summary(stack_runs) for label, stack_runs in runs.items()}
     table = markdown(args.name, stacks, versions, runs, sums)
-    print(table)
-    args.results.mkdir(parents=True, exist_ok=True)
     stem = args.results / f"{datetime.date.today().isoformat()}-{args.name}"
     payload = {"backbone": args.backbone, "versions": versions, "runs": runs, "summary": sums}
-    results_path(stem, ".json").write_text(json.dumps(payload, indent=2))
-    results_path(stem, ".md").write_text(table)
-    print(f"wrote {stem}.{{json,md}}", file=sys.stderr)
+    write_results(stem, payload, table)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -36,7 +35,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from distill import agreement, pairs  # noqa: E402
+from distill import agreement, pairs, pipeline_settings, run_logged, tuned  # noqa: E402
 from seeds import mark_trained, trained  # noqa: E402
 
 from measure import machine_info  # noqa: E402
@@ -81,12 +80,7 @@ class Study:
 
     def run(self, command: List[str], log: Path) -> float:
         """Run one step in its own process (output to `log`); returns its wall-clock seconds."""
-        start = time.perf_counter()
-        with log.open("w") as out:
-            done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=self.env)
-        if done.returncode:
-            raise SystemExit(f"{' '.join(command[:6])} ... failed (exit {done.returncode}); see {log}")
-        return time.perf_counter() - start
+        return run_logged(command, log, self.env)
 
     def train(self, output: Path, train: Path, seed: int, labels: Sequence[str] = ()) -> Optional[float]:
         """`spacy train` selected on dev (OUTPUT/model-best), once it has finished; `labels`: the component's
@@ -105,10 +99,7 @@ class Study:
 
     def tune(self, output: Path) -> Path:
         """`spacy wnut tune-bias` of OUTPUT/model-best on dev (OUTPUT/model-tuned), once."""
-        if not (output / "model-tuned").is_dir():
-            command = [*SPACY, "wnut", "tune-bias", str(output / "model-best"), str(self.corpus / "dev.spacy")]
-            self.run([*command, str(output / "model-tuned"), *self.gpu], output / "tune.log")
-        return output / "model-tuned"
+        return tuned(output, self.corpus / "dev.spacy", self.gpu, self.env)
 
     def final(self, output: Path, seed: int) -> Optional[float]:
         """`spacy wnut train-final` on train + dev for the selected steps (OUTPUT/model-final), once; not
@@ -135,16 +126,6 @@ class Study:
         if done.returncode:
             raise SystemExit(f"scoring {pipeline} on {split} failed: {done.stderr[-2000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def pipeline_settings(model: Path) -> Dict[str, Any]:
-    """The selected step (recorded by training), entity_bias and temperature of a tuned pipeline."""
-    from spacy.util import load_config
-
-    meta = json.loads((model / "meta.json").read_text())
-    component = load_config(model / "config.cfg")["components"]["wnut_ner"]
-    step = meta.get("spacy_wnut_training", {}).get("step")
-    return {"best_step": step, "entity_bias": component["entity_bias"], "temperature": component["temperature"]}
 
 
 def cached(output: Path, compute) -> Dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from ..util import bench_module
 
 results_files = bench_module("results_files")
@@ -23,3 +25,17 @@ def test_write_results_writes_both_files_under_a_new_folder(tmp_path, capsys):
     assert (tmp_path / "new" / "study-a0.5.md").read_text() == "| a |\n"
     assert '"path": "' + str(tmp_path) + '"' in (tmp_path / "new" / "study-a0.5.json").read_text()
     assert "| a |" in capsys.readouterr().out
+
+
+def test_write_results_replaces_a_file_only_once_it_is_whole(tmp_path):
+    stem = tmp_path / "study"
+    results_files.write_results(stem, {"f": 0.5}, "| old |\n", chart=lambda path: path.write_bytes(b"old"))
+
+    def broken_chart(path: Path) -> None:
+        path.write_bytes(b"half")
+        raise RuntimeError("stopped while drawing")
+
+    with pytest.raises(RuntimeError, match="stopped while drawing"):
+        results_files.write_results(stem, {"f": 0.6}, "| new |\n", chart=broken_chart)
+    assert (tmp_path / "study.png").read_bytes() == b"old" and (tmp_path / "study.md").read_text() == "| new |\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["study.json", "study.md", "study.png"]
