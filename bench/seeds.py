@@ -13,6 +13,7 @@ writes them as JSON and markdown under `--results`.
 import argparse
 import datetime
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +43,14 @@ def trained(output: Path) -> bool:
     return (output / TRAINED).is_file()
 
 
+def clear_for_training(output: Path) -> None:
+    """Before a training into `output`: remove what was made from an earlier model there (model-tuned,
+    model-final, soft targets), which would outlive the model it was made from. A run stopped mid-training
+    leaves none, but a folder made before the `trained` mark, or one whose mark was removed, may."""
+    for made_from_model in ("model-tuned", "model-final", "targets"):
+        shutil.rmtree(output / made_from_model, ignore_errors=True)
+
+
 def mark_trained(output: Path, seconds: float) -> float:
     """Record in `output` that its training finished, in `seconds`; returns them."""
     (output / TRAINED).write_text(json.dumps({"seconds": seconds}))
@@ -49,8 +58,9 @@ def mark_trained(output: Path, seconds: float) -> float:
 
 
 def train_seed(config: Path, output: Path, seed: int, overrides: Dict[str, str], log: Path) -> float:
-    """`spacy train` one seed in its own process, marked as finished (`trained`); returns the wall-clock
-    seconds."""
+    """`spacy train` one seed in its own process (after `clear_for_training`), marked as finished (`trained`);
+    returns the wall-clock seconds."""
+    clear_for_training(output)
     command = [sys.executable, "-m", "spacy", "train", str(config), "--output", str(output), f"--system.seed={seed}"]
     command += [f"--{key}={value}" for key, value in overrides.items()]
     start = time.perf_counter()

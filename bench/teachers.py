@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
 from distill import agreement, pairs, pipeline_settings, run_logged, tuned  # noqa: E402
-from seeds import mark_trained, trained  # noqa: E402
+from seeds import clear_for_training, mark_trained, trained  # noqa: E402
 
 from measure import machine_info  # noqa: E402
 from results_files import write_results  # noqa: E402
@@ -87,8 +87,7 @@ class Study:
         labels, else those of `train`."""
         if trained(output):
             return None
-        for made_from_it in ("model-tuned", "model-final", "targets"):  # left by a run stopped mid-training
-            shutil.rmtree(output / made_from_it, ignore_errors=True)
+        clear_for_training(output)
         output.mkdir(parents=True, exist_ok=True)
         command = [*SPACY, "train", str(self.config), "--output", str(output), *self.gpu]
         command += [f"--paths.train={train}", f"--paths.dev={self.corpus / 'dev.spacy'}"]

@@ -417,8 +417,8 @@ def test_teacher_study_trains_tunes_retrains_and_cross_fits(tiny_transformer, tm
     other = subprocess.run([*command[:-1], "training.max_steps=7"], capture_output=True, text=True, timeout=900)
     assert other.returncode != 0 and "other settings (sets)" in other.stderr
     assert json.loads((tmp_path / "results" / "teachers.json").read_text())["seeds"] == payload["seeds"]
-    # A training stopped midway (spaCy has written model-best at its first evaluation; no finish mark) is
-    # trained again, and what was made from it is made again; the finished ones are kept.
+    # A training without its finish mark (as after a stop midway: spaCy has written model-best at its first
+    # evaluation) is trained again, and what was made from the old model is made again; the finished ones are kept.
     (tmp_path / "work" / "fold1" / "trained.json").unlink()
     fold1 = tmp_path / "work" / "fold1" / "model-best" / "meta.json"
     fold1_stamp = fold1.stat().st_mtime_ns
