@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Dict, List
 
 import pytest
 import spacy
@@ -16,6 +17,11 @@ from ..util import train_examples
 pytestmark = pytest.mark.slow  # each runs a benchmark script in --quick mode
 
 BENCH = Path(__file__).parents[2] / "bench" / "run.py"
+
+
+def set_options(settings: Dict[str, Any]) -> List[str]:
+    """A bench script's `--set KEY=VALUE` options for config overrides."""
+    return [option for key, value in settings.items() for option in ("--set", f"{key}={value}")]
 
 
 def tiny_corpus(tmp_path: Path, copies: int = 1) -> Path:
@@ -109,8 +115,7 @@ def test_seed_study_reports_each_seed_and_the_spread(tiny_transformer, tmp_path)
         "--results",
         str(tmp_path / "results"),
     ]
-    for key, value in settings.items():
-        command += ["--set", f"{key}={value}"]
+    command += set_options(settings)
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
     [json_path] = (tmp_path / "results").glob("*-seeds-tiny.json")
@@ -125,11 +130,11 @@ def test_seed_study_reports_each_seed_and_the_spread(tiny_transformer, tmp_path)
 
 def test_stack_comparison_runs_each_stack_per_seed_and_reuses_earlier_runs(tiny_transformer, tmp_path):
     corpus = tiny_corpus(tmp_path)
-    settings = ["training.max_steps=4", "training.eval_frequency=2", "training.max_epochs=0"]
-    settings += ["training.logger.progress_bar=null"]
+    settings = {"training.max_steps": 4, "training.eval_frequency": 2, "training.max_epochs": 0}
+    settings["training.logger.progress_bar"] = "null"
     command = [sys.executable, str(BENCH.parent / "stack.py"), "--backbone", str(tiny_transformer)]
     command += ["--corpus", str(corpus), "--seeds", "0", "--name", "tiny-stacks", "--workdir", str(tmp_path / "work")]
-    command += ["--results", str(tmp_path / "results"), *[a for s in settings for a in ("--set", s)]]
+    command += ["--results", str(tmp_path / "results"), *set_options(settings)]
     here = f"{sys.executable}:{BENCH.parent.parent}"
     result = subprocess.run(
         [*command, "--stack", f"a.1={here}", "--stack", f"b={here}"], capture_output=True, text=True
@@ -312,8 +317,7 @@ def test_distillation_study_scores_teacher_and_students_and_reuses_the_targets(t
     command = [sys.executable, str(BENCH.parent / "distill.py"), "--teacher", f"tiny={teacher}"]
     command += ["--student-backbone", str(tiny_transformer), "--corpus", str(corpus), "--seeds", "0"]
     command += ["--work", str(tmp_path / "work"), "--output", str(tmp_path / "results" / "distill")]
-    for key, value in settings.items():
-        command += ["--set", f"{key}={value}"]
+    command += set_options(settings)
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     payload = json.loads((tmp_path / "results" / "distill.json").read_text())
@@ -354,15 +358,15 @@ def test_teacher_study_without_model_final(tiny_transformer, tmp_path):
     corpus = tiny_corpus(tmp_path)
     command = [sys.executable, str(BENCH.parent / "teachers.py"), "--backbone", str(tiny_transformer)]
     command += ["--corpus", str(corpus), "--seeds", "0", "--no-final", "--no-targets", "--work", str(tmp_path / "w")]
-    command += [
-        "--output",
-        str(tmp_path / "teachers"),
-        "--set",
-        "training.max_steps=2",
-        "--set",
-        "training.max_epochs=0",
-    ]
-    command += ["--set", "training.eval_frequency=2", "--set", "training.logger.progress_bar=null"]
+    command += ["--output", str(tmp_path / "teachers")]
+    command += set_options(
+        {
+            "training.max_steps": 2,
+            "training.max_epochs": 0,
+            "training.eval_frequency": 2,
+            "training.logger.progress_bar": "null",
+        }
+    )
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     payload = json.loads((tmp_path / "teachers.json").read_text())
@@ -383,8 +387,7 @@ def test_teacher_study_trains_tunes_retrains_and_cross_fits(tiny_transformer, tm
     command = [sys.executable, str(BENCH.parent / "teachers.py"), "--backbone", str(tiny_transformer)]
     command += ["--corpus", str(corpus), "--seeds", "0", "--folds", "2", "--jobs", "2"]
     command += ["--work", str(tmp_path / "work"), "--output", str(tmp_path / "results" / "teachers")]
-    for key, value in settings.items():
-        command += ["--set", f"{key}={value}"]
+    command += set_options(settings)
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     payload = json.loads((tmp_path / "results" / "teachers.json").read_text())
@@ -434,8 +437,7 @@ def test_teacher_study_trains_tunes_retrains_and_cross_fits(tiny_transformer, tm
     command += ["--plain", f"0={tmp_path / 'work' / 'seed0'}"]
     command += ["--student-backbone", str(tiny_transformer), "--corpus", str(corpus), "--seeds", "0"]
     command += ["--work", str(tmp_path / "students"), "--output", str(tmp_path / "results" / "oof")]
-    for key, value in settings.items():
-        command += ["--set", f"{key}={value}"]
+    command += set_options(settings)
     students = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert students.returncode == 0, students.stdout[-3000:] + students.stderr[-3000:]
     oof_result = json.loads((tmp_path / "results" / "oof.json").read_text())
